@@ -1,0 +1,71 @@
+"""The click bookkeeping shared by all predictors, pinned with the deterministic fake."""
+
+import numpy as np
+import pytest
+
+from napari_inter2former.predictor import Click, _FeatureCache, image_key
+from napari_inter2former.testing import FakePredictor
+
+
+def two_blobs():
+    image = np.zeros((40, 60), dtype=np.uint8)
+    image[5:15, 5:15] = 200
+    image[20:35, 30:50] = 200
+    return image
+
+
+def test_click_undo_reset():
+    p = FakePredictor()
+    p.set_image(two_blobs())
+    m1 = p.add_click(10, 10)
+    assert m1.sum() == 100 and p.clicks == [Click(10.0, 10.0, True)]
+    m2 = p.add_click(25, 40)
+    assert m2.sum() == 100 + 300
+    m3 = p.add_click(10, 10, positive=False)
+    assert m3.sum() == 300
+    np.testing.assert_array_equal(p.undo_click(), m2)
+    np.testing.assert_array_equal(p.undo_click(), m1)
+    assert p.undo_click() is None and p.clicks == []
+    with pytest.raises(RuntimeError, match="no click"):
+        p.undo_click()
+
+
+def test_prior_mask_starts_the_object():
+    p = FakePredictor()
+    p.set_image(two_blobs())
+    prior = np.zeros((40, 60), bool)
+    prior[20:35, 30:50] = True
+    p.set_prior_mask(prior)
+    np.testing.assert_array_equal(p.mask, prior)
+    mask = p.add_click(10, 10)
+    assert mask.sum() == 400
+    p.set_prior_mask(None)
+    assert p.mask is None and p.clicks == []
+
+
+def test_bad_calls():
+    p = FakePredictor()
+    with pytest.raises(RuntimeError, match="set_image"):
+        p.add_click(0, 0)
+    p.set_image(two_blobs())
+    for row, col in [(-1, 0), (40, 0), (0, 60), (np.nan, 3)]:
+        with pytest.raises(ValueError):
+            p.add_click(row, col)
+    with pytest.raises(ValueError, match="shape"):
+        p.set_prior_mask(np.zeros((3, 3), bool))
+    assert p.clicks == []
+
+
+def test_feature_cache_is_bounded_and_keyed_by_content():
+    cache = _FeatureCache(max_entries=2)
+    a = np.zeros((4, 4, 3), np.uint8)
+    b = a.copy()
+    b[0, 0, 0] = 1
+    ka, kb = image_key(a, "m"), image_key(b, "m")
+    assert ka != kb and ka != image_key(a, "other-model")
+    assert ka == image_key(a.copy(), "m")
+    cache.put(ka, 1)
+    cache.put(kb, 2)
+    cache.get(ka)
+    cache.put("c", 3)  # evicts the least recently used: kb
+    assert cache.get(kb) is None and cache.get(ka) == 1 and len(cache) == 2
