@@ -84,6 +84,7 @@ def save_weights(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata={"format": "pt"})
+    path.chmod(0o644)  # safetensors creates the file owner-only
     return sha256_of(path)
 
 
