@@ -1,0 +1,142 @@
+"""Predictors to compare against, and the ``--model`` names of the evaluation tool.
+
+* :class:`RandomWalkerPredictor`: scikit-image's random walker seeded by the
+  clicks, the classical "no learned model" baseline (setup of
+  ``design/baselines-dev.md``);
+* ``mobilesam``: :class:`napari_inter2former.evaluation.mobilesam.MobileSAMPredictor`
+  (SAM prompt encoder + mask decoder on the TinyViT embedding), imported lazily;
+* :func:`load_predictor`: a ``--model`` value -> a predictor.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ..predictor import BasePredictor, Click
+
+__all__ = ["RandomWalkerPredictor", "load_predictor", "MODEL_NAMES"]
+
+MODEL_NAMES = ("default", "mobilesam", "random-walker", "fake")
+
+
+class RandomWalkerPredictor(BasePredictor):
+    """Random walker segmentation seeded by the clicks (scikit-image).
+
+    The walker runs on a crop: the bounding box of all clicks grown on every
+    side by ``max(margin, longest side of the box)``. The crop's border and
+    discs of radius ``seed_radius`` around negative clicks are background
+    seeds, discs around positive clicks foreground seeds; everything outside
+    the crop is background. With no positive click the mask is empty. A prior
+    mask is returned until the first click and otherwise unused.
+
+    Parameters
+    ----------
+    beta : float
+        Edge penalty of :func:`skimage.segmentation.random_walker`.
+    margin : int
+        Smallest growth of the crop around the clicks, in pixels.
+    seed_radius : int
+        Radius of the seed discs, in pixels.
+    """
+
+    model_id = "random-walker"
+
+    def __init__(self, beta: float = 130.0, margin: int = 32, seed_radius: int = 3) -> None:
+        super().__init__()
+        if margin < 1 or seed_radius < 0:
+            raise ValueError(f"margin must be >= 1 and seed_radius >= 0, got {margin}, {seed_radius}")
+        self.beta = beta
+        self.margin = margin
+        self.seed_radius = seed_radius
+        self._data: np.ndarray | None = None
+
+    def _encode(self, rgb: np.ndarray) -> None:
+        data = rgb.astype(np.float64) / 255.0
+        grey = (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all()
+        self._data = data[..., 0] if grey else data
+
+    def _start(self, prior: np.ndarray | None) -> None:
+        pass
+
+    def _predict(self, click: Click) -> np.ndarray:
+        from skimage.segmentation import random_walker
+
+        shape = self._data.shape[:2]
+        clicks = self._clicks
+        mask = np.zeros(shape, dtype=bool)
+        if not any(c.positive for c in clicks):
+            return mask
+        rows = np.array([int(c.row) for c in clicks])
+        cols = np.array([int(c.col) for c in clicks])
+        grow = max(self.margin, int(np.ptp(rows)) + 1, int(np.ptp(cols)) + 1)
+        r0, r1 = max(rows.min() - grow, 0), min(rows.max() + grow + 1, shape[0])
+        c0, c1 = max(cols.min() - grow, 0), min(cols.max() + grow + 1, shape[1])
+        seeds = np.zeros((r1 - r0, c1 - c0), dtype=np.int32)
+        seeds[[0, -1], :] = 2
+        seeds[:, [0, -1]] = 2
+        rr, cc = np.ogrid[r0:r1, c0:c1]
+        for c in sorted(clicks, key=lambda c: c.positive):  # positive discs win
+            disc = (rr - int(c.row)) ** 2 + (cc - int(c.col)) ** 2 <= self.seed_radius**2
+            seeds[disc] = 1 if c.positive else 2
+        crop = self._data[r0:r1, c0:c1]
+        channel_axis = -1 if crop.ndim == 3 else None
+        with warnings.catch_warnings():  # "probability range outside [0, 1]": harmless here
+            warnings.simplefilter("ignore", UserWarning)
+            labels = random_walker(crop, seeds, beta=self.beta, mode="cg_j",
+                                   channel_axis=channel_axis)
+        mask[r0:r1, c0:c1] = labels == 1
+        return mask
+
+
+def _set_torch_threads(threads: int | None) -> None:
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(max(1, int(threads)))
+
+
+def load_predictor(spec: str, *, threads: int | None = 2) -> BasePredictor:
+    """The predictor named by a ``--model`` value.
+
+    Parameters
+    ----------
+    spec : str
+        ``default`` (the packaged Inter2Former weights), ``mobilesam``,
+        ``random-walker``, ``fake`` (:class:`~napari_inter2former.testing.FakePredictor`),
+        or the path of an Inter2Former decoder weight file.
+    threads : int, optional
+        torch intra-op threads for the torch models.
+
+    Raises
+    ------
+    ValueError
+        If ``spec`` is neither a known name nor an existing file.
+    """
+    if spec == "fake":
+        from ..testing import FakePredictor
+
+        return FakePredictor()
+    if spec == "random-walker":
+        return RandomWalkerPredictor()
+    if spec == "mobilesam":
+        _set_torch_threads(threads)
+        from .mobilesam import MobileSAMPredictor
+
+        return MobileSAMPredictor.from_pretrained()
+    if spec == "default":
+        from ..predictor import Predictor
+
+        return Predictor.from_pretrained(num_threads=threads)
+    path = Path(spec)
+    if not path.is_file():
+        raise ValueError(
+            f"--model {spec!r} is neither one of {', '.join(MODEL_NAMES)} nor an existing file"
+        )
+    from ..model.build import build_model
+    from ..predictor import Predictor
+
+    model = build_model("default", pretrained=True, decoder_weights=str(path))
+    return Predictor(model, num_threads=threads)
