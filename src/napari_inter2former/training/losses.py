@@ -1,0 +1,130 @@
+"""Training losses: normalized focal loss (NFL) on the full-resolution and coarse logits.
+
+NFL (Sofiiuk et al., "Reviving iterative training with mask guidance", 2021) is a
+focal loss whose focal weights are rescaled per image so that they sum to the
+number of valid pixels; the rescaling factor is treated as a constant (no
+gradient). With ``p_t`` the predicted probability of the true class,
+
+    w = (1 - p_t) ** gamma,    w_hat = w * n_valid / sum(w)   (detached factor)
+    loss = sum(-alpha_t * w_hat * log(p_t)) / n_valid
+
+per image (sums over valid pixels, ``alpha_t = alpha`` for foreground and
+``1 - alpha`` for background), averaged over the batch.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["normalized_focal_loss", "coarse_target", "interactive_loss", "batch_iou"]
+
+
+def normalized_focal_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    valid: torch.Tensor | None = None,
+    *,
+    alpha: float = 0.5,
+    gamma: float = 2.0,
+    eps: float = 1e-8,
+) -> torch.Tensor:
+    """Normalized focal loss, mean over the batch.
+
+    Parameters
+    ----------
+    logits : Tensor of shape (B, 1, H, W)
+    target : Tensor of shape (B, 1, H, W), bool or {0, 1}
+    valid : Tensor of shape (B, 1, H, W), bool, optional
+        Pixels that count (default: all).
+    alpha, gamma : float
+        Class balance and focusing parameter.
+
+    Returns
+    -------
+    Tensor, scalar
+    """
+    if logits.shape != target.shape:
+        raise ValueError(f"logits {tuple(logits.shape)} and target {tuple(target.shape)} differ in shape")
+    x = logits.float()
+    y = target.bool()
+    w_valid = torch.ones_like(x) if valid is None else valid.to(x.dtype)
+    log_pt = torch.where(y, F.logsigmoid(x), F.logsigmoid(-x))  # log p of the true class
+    pt = log_pt.exp()
+    alpha_t = torch.where(y, torch.full_like(x, alpha), torch.full_like(x, 1.0 - alpha))
+    focal = (1.0 - pt).pow(gamma) * w_valid
+    dims = tuple(range(1, x.ndim))
+    n_valid = w_valid.sum(dim=dims, keepdim=True)
+    scale = (n_valid / (focal.sum(dim=dims, keepdim=True) + eps)).detach()
+    per_pixel = -alpha_t * focal * scale * log_pt
+    per_image = per_pixel.sum(dim=dims) / (n_valid.flatten() + eps)
+    return per_image.mean()
+
+
+def coarse_target(
+    gt: torch.Tensor, valid: torch.Tensor | None, stride: int
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Ground truth and validity on the token grid: a token is foreground if any pixel is.
+
+    Parameters
+    ----------
+    gt, valid : Tensor of shape (B, 1, H, W), bool
+    stride : int
+
+    Returns
+    -------
+    (Tensor, Tensor or None) of shape (B, 1, H/stride, W/stride), bool
+    """
+    small = F.max_pool2d(gt.float(), stride) > 0.5
+    small_valid = None if valid is None else F.max_pool2d(valid.float(), stride) > 0.5
+    return small, small_valid
+
+
+def batch_iou(logits: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean IoU of ``logits > 0`` against ``gt`` (both (B, 1, H, W)), a metric only."""
+    pred = logits.detach() > 0
+    gt = gt.bool()
+    if valid is not None:
+        pred = pred & valid
+        gt = gt & valid
+    inter = (pred & gt).flatten(1).sum(1).float()
+    union = (pred | gt).flatten(1).sum(1).float()
+    return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union)).mean()
+
+
+def interactive_loss(
+    out: dict[str, torch.Tensor],
+    gt: torch.Tensor,
+    valid: torch.Tensor | None,
+    *,
+    coarse_weight: float = 1.0,
+    vq_weight: float = 1.0,
+) -> dict[str, torch.Tensor]:
+    """Total loss of one gradient step from the model's training outputs.
+
+    Parameters
+    ----------
+    out : dict
+        ``logits`` (B, 1, T, T), ``coarse_logits`` (B, 1, T/s, T/s), ``vq_loss`` scalar
+        (output of ``model.forward_train``).
+    gt, valid : Tensor of shape (B, 1, T, T), bool
+
+    Returns
+    -------
+    dict
+        ``loss`` (to minimise), ``nfl``, ``coarse``, ``vq`` (detached parts) and ``iou``.
+    """
+    logits, coarse = out["logits"], out["coarse_logits"]
+    stride = logits.shape[-1] // coarse.shape[-1]
+    nfl = normalized_focal_loss(logits, gt, valid)
+    small_gt, small_valid = coarse_target(gt, valid, stride)
+    nfl_coarse = normalized_focal_loss(coarse, small_gt, small_valid)
+    vq = out["vq_loss"].float()
+    loss = nfl + coarse_weight * nfl_coarse + vq_weight * vq
+    return {
+        "loss": loss,
+        "nfl": nfl.detach(),
+        "coarse": nfl_coarse.detach(),
+        "vq": vq.detach(),
+        "iou": batch_iou(logits, gt, valid),
+    }

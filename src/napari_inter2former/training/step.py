@@ -1,0 +1,241 @@
+"""One interactive training step: simulated click rounds without gradients, then one update.
+
+Following the reference recipe (Inter2Former ``interact_train``, RITM ``batch_forward``):
+
+1. Start every sample of the batch from UNKNOWN plus a first click on the object,
+   or (with probability ``prior_mask_prob``) from a perturbed ground-truth mask
+   encoded as a prior (POSSIBLY_FG / POSSIBLY_BG, what the plugin does with the
+   previous slice or an existing label) plus a click that corrects it.
+2. Draw ``n`` from a truncated geometric law (``P(n) ~ gamma ** n``, ``n <= max_rounds``)
+   and run ``n`` rounds without gradients (model in eval mode, whole batch at
+   once through ``forward_train``, which equals ``decode`` numerically): predict,
+   update the reference map by the prediction, add one random error-region click.
+3. In train mode run the edge net and ``forward_train`` on the final map and take
+   one optimiser step on NFL (full resolution) + NFL (coarse localiser) + BSQ
+   commitment loss. HMoE load-balancing biases move inside train-mode forwards.
+
+All randomness comes from the numpy generator passed in (the training loop
+seeds it from (seed, step)), so a resumed run repeats the same steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import torch
+
+from ..constants import CLICK_RADIUS
+from ..model.inter2former import ImageFeatures
+from ..reference_map import new_reference_map, paint_clicks, reference_from_mask, update_by_prediction
+from .clicks import first_click, random_error_click
+from .losses import interactive_loss
+
+__all__ = ["draw_num_rounds", "perturb_mask", "initial_reference", "add_error_clicks", "train_step"]
+
+
+def draw_num_rounds(rng: np.random.Generator, max_rounds: int, gamma: float) -> int:
+    """n in [0, max_rounds] with P(n) proportional to gamma ** n."""
+    if max_rounds <= 0:
+        return 0
+    p = gamma ** np.arange(max_rounds + 1, dtype=float)
+    return int(rng.choice(max_rounds + 1, p=p / p.sum()))
+
+
+def perturb_mask(gt: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A plausible prior for an object: its mask shifted, grown or shrunk, with bits added or cut.
+
+    Parameters
+    ----------
+    gt : ndarray of bool, shape (M, N)
+
+    Returns
+    -------
+    ndarray of bool, shape (M, N)
+    """
+    from scipy import ndimage as ndi
+
+    rows, cols = np.nonzero(gt)
+    if rows.size == 0:
+        return gt.copy()
+    r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    size = max(r1 - r0, c1 - c0)
+    margin = int(0.5 * size) + 4
+    R0, C0 = max(r0 - margin, 0), max(c0 - margin, 0)
+    R1, C1 = min(r1 + margin, gt.shape[0]), min(c1 + margin, gt.shape[1])
+    crop = gt[R0:R1, C0:C1]
+    out = crop.copy()
+    radius = max(1, int(round(rng.uniform(0.02, 0.15) * size)))
+    op = rng.integers(0, 4)
+    if op == 0:
+        out = ndi.binary_dilation(out, iterations=radius)
+    elif op == 1:
+        eroded = ndi.binary_erosion(out, iterations=radius)
+        out = eroded if eroded.any() else out
+    if rng.random() < 0.6:  # shift (the previous slice of a tilted object)
+        dy, dx = (rng.uniform(-0.15, 0.15, 2) * size).round().astype(int)
+        out = np.roll(out, (int(dy), int(dx)), axis=(0, 1))
+    if rng.random() < 0.4:  # add or cut a blob on the boundary
+        edge = np.argwhere(out ^ ndi.binary_erosion(out))
+        if len(edge):
+            cy, cx = edge[rng.integers(len(edge))]
+            rad = max(2.0, rng.uniform(0.1, 0.3) * size)
+            yy, xx = np.ogrid[: out.shape[0], : out.shape[1]]
+            blob = (yy - cy) ** 2 + (xx - cx) ** 2 <= rad**2
+            out = (out | blob) if rng.random() < 0.5 else (out & ~blob)
+    full = np.zeros_like(gt)
+    full[R0:R1, C0:C1] = out
+    return full
+
+
+def initial_reference(
+    gt: np.ndarray,
+    valid: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    prior_mask_prob: float = 0.2,
+    first_click_deepest: float = 0.5,
+    click_k: float = 1.7,
+) -> tuple[torch.Tensor, np.ndarray]:
+    """Starting reference maps and clicked-pixel records for a batch.
+
+    Parameters
+    ----------
+    gt, valid : ndarray of bool, shape (B, T, T)
+
+    Returns
+    -------
+    ref : Tensor of shape (B, 1, T, T), uint8 (CPU)
+    prior : ndarray of bool, shape (B,)
+        Which samples started from a prior mask.
+    """
+    b, t, _ = gt.shape
+    ref = new_reference_map(t, t, batch=b)
+    prior = np.zeros(b, bool)
+    for i in range(b):
+        if rng.random() < prior_mask_prob:
+            mask = perturb_mask(gt[i], rng) & valid[i]
+            ref[i : i + 1] = reference_from_mask(torch.from_numpy(mask)[None, None])
+            click = random_error_click(gt[i], mask, rng, k=click_k, valid=valid[i])
+            prior[i] = True
+        else:
+            click = first_click(gt[i], rng, deepest_prob=first_click_deepest, k=click_k)
+        if click is not None:
+            paint_clicks(ref, [click], CLICK_RADIUS, batch_index=i)
+    return ref, prior
+
+
+def add_error_clicks(
+    ref: torch.Tensor,
+    pred: np.ndarray,
+    gt: np.ndarray,
+    valid: np.ndarray,
+    rng: np.random.Generator,
+    click_k: float = 1.7,
+) -> torch.Tensor:
+    """Paint one random error-region click per sample into ``ref`` (in place)."""
+    for i in range(gt.shape[0]):
+        click = random_error_click(gt[i], pred[i], rng, k=click_k, valid=valid[i])
+        if click is not None:
+            paint_clicks(ref, [click], CLICK_RADIUS, batch_index=i)
+    return ref
+
+
+def _autocast(device: torch.device, enabled: bool):
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def train_step(
+    model,
+    optimizer: torch.optim.Optimizer,
+    image: torch.Tensor,
+    embedding: torch.Tensor,
+    gt: torch.Tensor,
+    valid: torch.Tensor,
+    rng: np.random.Generator,
+    *,
+    max_rounds: int = 20,
+    rounds_gamma: float = 0.6,
+    click_k: float = 1.7,
+    first_click_deepest: float = 0.5,
+    prior_mask_prob: float = 0.2,
+    coarse_loss_weight: float = 1.0,
+    vq_loss_weight: float = 1.0,
+    grad_clip: float | None = 1.0,
+    amp: bool = True,
+    num_rounds: int | None = None,
+) -> dict[str, float]:
+    """Simulate clicks on a batch and take one optimiser step.
+
+    Parameters
+    ----------
+    model : Inter2Former
+    optimizer : torch Optimizer over the trainable parameters
+    image : Tensor of shape (B, 3, T, T)
+        Normalised network input (edge net input).
+    embedding : Tensor of shape (B, C, T/16, T/16)
+        Cached encoder output.
+    gt, valid : Tensor of shape (B, 1, T, T), bool
+        The object, and the image part of the grid.
+    rng : numpy Generator
+    num_rounds : int, optional
+        Force the number of no-grad rounds (default: drawn).
+
+    Returns
+    -------
+    dict of float
+        ``loss``, ``nfl``, ``coarse``, ``vq``, ``iou`` (of the trained round),
+        ``rounds``, ``grad_norm``.
+    """
+    device = image.device
+    gt_np = gt[:, 0].cpu().numpy()
+    valid_np = valid[:, 0].cpu().numpy()
+    ref, _ = initial_reference(
+        gt_np,
+        valid_np,
+        rng,
+        prior_mask_prob=prior_mask_prob,
+        first_click_deepest=first_click_deepest,
+        click_k=click_k,
+    )
+    ref = ref.to(device)
+    n = draw_num_rounds(rng, max_rounds, rounds_gamma) if num_rounds is None else int(num_rounds)
+
+    optimizer.zero_grad(set_to_none=True)
+    model.train()
+    model.image_encoder.eval()  # frozen (its BatchNorm statistics must not move)
+    with _autocast(device, amp):
+        edges = tuple(model.edge_net(image))
+    if n > 0:
+        frozen = ImageFeatures(embedding, tuple(e.detach() for e in edges))
+        was_training = [(m, m.training) for m in (model.decoder, model.upsampler)]
+        for m, _ in was_training:
+            m.eval()
+        with torch.no_grad():
+            for _ in range(n):
+                with _autocast(device, amp):
+                    logits = model.forward_train(frozen, ref)["logits"]
+                pred = logits > 0
+                ref = update_by_prediction(ref, pred)
+                ref_cpu = ref.cpu()
+                add_error_clicks(ref_cpu, pred[:, 0].cpu().numpy(), gt_np, valid_np, rng, click_k)
+                ref = ref_cpu.to(device)
+        for m, mode in was_training:
+            m.train(mode)
+    with _autocast(device, amp):
+        out = model.forward_train(ImageFeatures(embedding, edges), ref)
+    losses = interactive_loss(out, gt, valid, coarse_weight=coarse_loss_weight, vq_weight=vq_loss_weight)
+    losses["loss"].backward()
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    if grad_clip:
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    else:
+        grad_norm = torch.sqrt(sum((p.grad.float() ** 2).sum() for p in params if p.grad is not None))
+    optimizer.step()
+    result = {k: float(v.detach()) for k, v in losses.items()}
+    result["rounds"] = float(n)
+    result["grad_norm"] = float(grad_norm)
+    return result
+
