@@ -182,17 +182,13 @@ def build_model(
     if name not in CONFIGS:
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(CONFIGS)}")
     config = CONFIGS[name]
+    if pretrained and config.encoder != "tinyvit":
+        raise ValueError(f"model {name!r} has no pretrained weights (stand-in encoder)")
     model = build_from_config(config, f"{name}-random", boundary_rule)
     if not (pretrained or decoder_weights is not None):
         return model
     from .weights import WEIGHTS_DIR, load_weights, sha256_of, weights_json
 
-    if pretrained:
-        if config.encoder != "tinyvit":
-            raise ValueError(f"model {name!r} has no pretrained weights (stand-in encoder)")
-        from .image_encoder import load_mobilesam_encoder
-
-        load_mobilesam_encoder(model.image_encoder)
     if decoder_weights is not None:
         path = Path(decoder_weights)
         sha = sha256_of(path) if path.is_file() else None
@@ -209,5 +205,9 @@ def build_model(
         sha = entry["sha256"]
         state = load_weights(path, expected_sha256=sha)
     load_decoder_state_dict(model, state)
+    if pretrained:
+        from .image_encoder import load_mobilesam_encoder
+
+        load_mobilesam_encoder(model.image_encoder)
     model.model_id = f"{name}-{sha[:12]}"
     return model.eval()

@@ -1,0 +1,150 @@
+import numpy as np
+import pytest
+import torch
+
+from napari_inter2former.constants import OUTSIDE_LOGIT
+from napari_inter2former.model import ImageFeatures, build_model
+from napari_inter2former.model.build import decoder_state_dict
+from napari_inter2former.reference_map import new_reference_map, paint_clicks
+from napari_inter2former.transforms import InputGeometry
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # tiny tensors on a shared 2-core machine: one thread avoids OpenMP contention
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    return build_model("tiny")
+
+
+@pytest.fixture(scope="module")
+def features(tiny):
+    rgb = np.random.RandomState(0).randint(0, 256, (200, 150, 3), dtype=np.uint8)
+    with torch.no_grad():
+        return tiny.encode(tiny.preprocess(rgb))
+
+
+def test_preprocess(tiny):
+    rgb = np.full((100, 60, 3), 255, dtype=np.uint8)
+    x = tiny.preprocess(rgb)
+    assert x.shape == (1, 3, 256, 256) and x.dtype == torch.float32
+    rows, cols = InputGeometry(100, 60, size=256).resized_shape
+    assert (rows, cols) == (256, 154)
+    white = (255 - tiny.pixel_mean) / tiny.pixel_std
+    torch.testing.assert_close(x[:, :, 10:rows - 10, 10:cols - 10],
+                               white.expand(1, 3, rows - 20, cols - 20))  # fmt: skip
+    assert float(x[:, :, :, cols:].abs().max()) == 0  # padding: the mean colour
+
+
+def test_encode_shapes(features):
+    assert features.embedding.shape == (1, 64, 16, 16)
+    assert [tuple(e.shape) for e in features.edges] == [
+        (1, 64, 32, 32), (1, 16, 64, 64), (1, 4, 128, 128), (1, 1, 256, 256)
+    ]  # fmt: skip
+    assert features[0].embedding.shape == (1, 64, 16, 16)
+    assert features.to("cpu", torch.float64).embedding.dtype == torch.float64
+
+
+def test_decode_eval_path(tiny, features):
+    ref = paint_clicks(new_reference_map(256, 256), [(60, 70, True)])
+    logits, info = tiny.decode(features, ref, return_info=True)
+    assert logits.shape == (1, 1, 256, 256) and logits.dtype == torch.float32
+    r0, r1, c0, c1 = info["dlu_box"]
+    inside = torch.zeros(256, 256, dtype=torch.bool)
+    inside[r0 * 16 : r1 * 16, c0 * 16 : c1 * 16] = True
+    assert bool((logits[0, 0][~inside] == OUTSIDE_LOGIT).all())
+    assert bool((logits[0, 0][inside] > OUTSIDE_LOGIT).all())
+    # first click, all UNKNOWN: the DPE box is the whole map and 'box' sends every token
+    # to full attention; 'boundary' only the tokens holding UNKNOWN or a code change
+    assert info["box"] == (0, 256, 0, 256) and bool(info["boundary"].all())
+    ref2 = torch.where(ref == 2, torch.ones_like(ref), ref)  # background + one disc
+    _, info2 = tiny.decode(features, ref2, boundary_rule="boundary", return_info=True)
+    # disc rows 55..65, cols 65..75; 7x7 windows flag rows 52..68, cols 62..78: 2 x 2 tokens
+    assert int(info2["boundary"].sum()) == 4
+
+
+def test_boundary_rule_attribute(tiny, features):
+    ref = torch.ones(1, 1, 256, 256, dtype=torch.uint8)
+    ref[0, 0, 40:120, 40:120] = 3
+    box_logits = tiny.decode(features, ref)
+    tiny.boundary_rule = "boundary"
+    try:
+        bnd_logits = tiny.decode(features, ref)
+    finally:
+        tiny.boundary_rule = "box"
+    assert not torch.equal(box_logits, bnd_logits)
+    with pytest.raises(ValueError, match="boundary_rule"):
+        tiny.boundary_rule = "variance"
+
+
+def test_decode_cache_follows_weight_changes(tiny, features):
+    ref = paint_clicks(new_reference_map(256, 256), [(60, 70, True)])
+    ref = torch.where(ref == 2, torch.ones_like(ref), ref)  # DPE box < map: e_bg used
+    other = build_model("tiny")
+    torch.manual_seed(5)
+    for p in other.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    with torch.no_grad():
+        before = tiny.decode(features, ref)
+        saved = {k: v.clone() for k, v in decoder_state_dict(tiny).items()}
+        tiny.load_state_dict(decoder_state_dict(other), strict=False)
+        after = tiny.decode(features, ref)
+        expected = other.decode(features, ref)
+        tiny.load_state_dict(saved, strict=False)
+        restored = tiny.decode(features, ref)
+    torch.testing.assert_close(after, expected)
+    assert not torch.equal(before, after)
+    torch.testing.assert_close(restored, before)
+
+
+def test_forward_train_batch_and_gradients(tiny, features):
+    feats = ImageFeatures(features.embedding.repeat(2, 1, 1, 1), tuple(e.repeat(2, 1, 1, 1) for e in features.edges))
+    ref = torch.ones(2, 1, 256, 256, dtype=torch.uint8)  # background: BSQ tokens exist
+    paint_clicks(ref, [(60, 70, True)], batch_index=0)
+    paint_clicks(ref, [(200, 30, True)], batch_index=1)
+    tiny.train()
+    try:
+        out = tiny.forward_train(feats, ref)
+        loss = out["logits"].mean() + out["coarse_logits"].mean() + out["vq_loss"]
+        loss.backward()
+    finally:
+        tiny.eval()
+    assert out["logits"].shape == (2, 1, 256, 256)
+    assert out["coarse_logits"].shape == (2, 1, 16, 16)
+    assert out["vq_loss"].ndim == 0
+    grads = {n for n, p in tiny.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert any(n.startswith("decoder.blocks.0.attn.codebook") for n in grads)
+    assert any(n.startswith("upsampler.localiser") for n in grads)
+    tiny.zero_grad(set_to_none=True)
+
+
+def test_bad_inputs(tiny, features):
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        tiny.preprocess(np.zeros((10, 10), dtype=np.uint8))
+    with pytest.raises(ValueError, match="shape"):
+        tiny.encode(torch.zeros(1, 3, 128, 128))
+    with pytest.raises(ValueError, match="ref must have shape"):
+        tiny.decode(features, new_reference_map(128, 128))
+    two = ImageFeatures(features.embedding.repeat(2, 1, 1, 1), tuple(e.repeat(2, 1, 1, 1) for e in features.edges))
+    with pytest.raises(ValueError, match="batch size 1"):
+        tiny.decode(two, new_reference_map(256, 256, batch=2))
+
+
+def test_predictor_smoke(tiny):
+    from napari_inter2former.predictor import Predictor
+
+    predictor = Predictor(tiny)
+    image = np.random.RandomState(1).randint(0, 256, (90, 120)).astype(np.uint16)
+    predictor.set_image(image)
+    mask = predictor.add_click(40, 60, positive=True)
+    assert mask.shape == (90, 120) and mask.dtype == bool
+    mask2 = predictor.add_click(10, 10, positive=False)
+    assert mask2.shape == (90, 120)
+    assert predictor.undo_click().shape == (90, 120)
