@@ -26,6 +26,7 @@ __all__ = [
     "TwoWayTransformer",
     "MaskDecoder",
     "MOBILESAM_PROMPT_DECODER_FILE",
+    "load_mobilesam_prompt_decoder",
 ]
 
 MOBILESAM_PROMPT_DECODER_FILE = "mobilesam_prompt_decoder.safetensors"
@@ -394,3 +395,25 @@ class MaskDecoder(nn.Module):
         iou_pred = self.iou_prediction_head(iou_out)
         sl = slice(1, None) if multimask_output else slice(0, 1)
         return masks[:, sl], iou_pred[:, sl]
+
+
+def load_mobilesam_prompt_decoder(
+    prompt_encoder: PromptEncoder, mask_decoder: MaskDecoder, path=None
+) -> None:
+    """Load the shipped MobileSAM prompt encoder and mask decoder (strict, sha256 checked).
+
+    Parameters
+    ----------
+    prompt_encoder : PromptEncoder
+    mask_decoder : MaskDecoder
+        Default-sized modules.
+    path : path, optional
+        Another safetensors file with ``prompt_encoder.*`` and ``mask_decoder.*`` keys;
+        default: the packaged ``mobilesam_prompt_decoder.safetensors``.
+    """
+    from .weights import load_packaged_weights, load_weights
+
+    state = load_packaged_weights(MOBILESAM_PROMPT_DECODER_FILE) if path is None else load_weights(path)
+    for prefix, module in (("prompt_encoder.", prompt_encoder), ("mask_decoder.", mask_decoder)):
+        part = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        module.load_state_dict(part, strict=True)
