@@ -102,7 +102,9 @@ def normalise(rgb: np.ndarray) -> torch.Tensor:
 
 def split_checkpoint(state: dict[str, torch.Tensor]) -> tuple[dict, dict]:
     """Encoder state (prefix stripped, head dropped) and prompt encoder + mask decoder state."""
-    unknown = [k for k in state if not k.startswith(("image_encoder.", "prompt_encoder.", "mask_decoder."))]
+    unknown = [
+        k for k in state if not k.startswith(("image_encoder.", "prompt_encoder.", "mask_decoder."))
+    ]
     if unknown:
         raise ValueError(f"unexpected checkpoint keys: {unknown[:5]}")
     encoder = strip_classifier_head(
@@ -149,7 +151,9 @@ def main(argv: list[str] | None = None) -> None:
         path = args.out / name
         save_weights(part, path, dtype=torch.float16)
         entry = record_weights_file(path, source=SOURCE, licence=LICENCE, json_path=json_path)
-        print(f"{path}: {len(part)} tensors, {entry['bytes'] / 1e6:.2f} MB, sha256 {entry['sha256']}")
+        print(
+            f"{path}: {len(part)} tensors, {entry['bytes'] / 1e6:.2f} MB, sha256 {entry['sha256']}"
+        )
     (args.out / "NOTICE").write_text(NOTICE, encoding="utf-8")
     print(f"wrote {args.out / 'NOTICE'}")
     if args.check:

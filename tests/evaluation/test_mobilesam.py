@@ -1,4 +1,4 @@
-"""MobileSAM baseline predictor: prompt bookkeeping (tiny random model) and real-weight behaviour."""
+"""MobileSAM baseline predictor: prompt bookkeeping (tiny random model), real weights."""
 
 from __future__ import annotations
 
@@ -28,7 +28,9 @@ class SpyPromptEncoder(PromptEncoder):
         self.calls = []
 
     def forward(self, points, masks=None):
-        self.calls.append((points[0].clone(), points[1].clone(), None if masks is None else masks.clone()))
+        self.calls.append(
+            (points[0].clone(), points[1].clone(), None if masks is None else masks.clone())
+        )
         return super().forward(points, masks)
 
 
@@ -48,7 +50,9 @@ def tiny_predictor(**kwargs) -> MobileSAMPredictor:
         img_size=64, embed_dims=(8, 16, 16, 32), depths=(1, 1, 1, 1), num_heads=(1, 2, 2, 2),
         window_sizes=(7, 4, 4, 4), out_chans=32,
     )  # fmt: skip
-    pe = SpyPromptEncoder(embed_dim=32, image_embedding_size=(4, 4), input_image_size=(64, 64), mask_in_chans=8)
+    pe = SpyPromptEncoder(
+        embed_dim=32, image_embedding_size=(4, 4), input_image_size=(64, 64), mask_in_chans=8
+    )
     md = SpyMaskDecoder(transformer_dim=32, num_heads=2, mlp_dim=64, iou_head_hidden_dim=32)
     return MobileSAMPredictor(encoder, pe, md, **kwargs)
 
@@ -169,8 +173,8 @@ def test_one_click_segments_a_bright_disc_and_undo_works(mobilesam):
     assert np.array_equal(mobilesam.add_click(20, 20, positive=False), m2)
 
 
-def synthetic_image(size: int = 1024) -> np.ndarray:
-    """Same pattern as tests/model/test_image_encoder.py (blue disc centre (512, 460), radius 204.8)."""
+def synthetic_image(size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """The pattern of tests/model/test_image_encoder.py and the mask of its blue disc."""
     r = np.arange(size, dtype=np.float64)[:, None] / size
     c = np.arange(size, dtype=np.float64)[None, :] / size
     red = 0.5 + 0.5 * np.sin(2 * np.pi * (3 * r + 2 * c))

@@ -46,7 +46,7 @@ def tiny_tinyvit(**kwargs) -> TinyViT:
 
 
 def synthetic_image(size: int = 1024) -> np.ndarray:
-    """A smooth RGB pattern with a disc, (size, size, 3) uint8 (same as benchmarks/pack_mobilesam.py)."""
+    """A smooth RGB pattern with a disc, (size, size, 3) uint8 (as in pack_mobilesam.py)."""
     r = np.arange(size, dtype=np.float64)[:, None] / size
     c = np.arange(size, dtype=np.float64)[None, :] / size
     red = 0.5 + 0.5 * np.sin(2 * np.pi * (3 * r + 2 * c))
@@ -58,7 +58,9 @@ def synthetic_image(size: int = 1024) -> np.ndarray:
 
 def normalise(rgb: np.ndarray) -> torch.Tensor:
     x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float()
-    return (x - torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1)) / torch.tensor(PIXEL_STD).view(1, 3, 1, 1)
+    return (x - torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1)) / torch.tensor(PIXEL_STD).view(
+        1, 3, 1, 1
+    )
 
 
 def test_tiny_output_shape():

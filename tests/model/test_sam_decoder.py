@@ -23,7 +23,9 @@ def one_torch_thread():
 
 def tiny_modules():
     torch.manual_seed(0)
-    pe = PromptEncoder(embed_dim=32, image_embedding_size=(8, 8), input_image_size=(128, 128), mask_in_chans=8)
+    pe = PromptEncoder(
+        embed_dim=32, image_embedding_size=(8, 8), input_image_size=(128, 128), mask_in_chans=8
+    )
     md = MaskDecoder(transformer_dim=32, num_heads=2, mlp_dim=64, iou_head_hidden_dim=32)
     return pe.eval(), md.eval()
 

@@ -79,7 +79,7 @@ class MobileSAMPredictor(BasePredictor):
         self.last_scores = None  # predicted IoU(s) of the last click's mask(s)
 
     @classmethod
-    def from_pretrained(cls, **kwargs) -> "MobileSAMPredictor":
+    def from_pretrained(cls, **kwargs) -> MobileSAMPredictor:
         """MobileSAM from the two packaged fp16 safetensors files (no network)."""
         from ..model.image_encoder import MOBILESAM_ENCODER_FILE, TinyViT, load_mobilesam_encoder
         from ..model.sam_decoder import MaskDecoder, PromptEncoder, load_mobilesam_prompt_decoder
@@ -102,7 +102,9 @@ class MobileSAMPredictor(BasePredictor):
         g = InputGeometry(*rgb.shape[:2], size=self.image_size)
         x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float()
         if g.resized_shape != (g.rows, g.cols):
-            x = F.interpolate(x, size=g.resized_shape, mode="bilinear", align_corners=False, antialias=True)
+            x = F.interpolate(
+                x, size=g.resized_shape, mode="bilinear", align_corners=False, antialias=True
+            )
         mean = torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1)
         std = torch.tensor(PIXEL_STD).view(1, 3, 1, 1)
         x = (x - mean) / std
@@ -154,12 +156,14 @@ class MobileSAMPredictor(BasePredictor):
 
     # ----- geometry helpers -----
     def _low_res_to_mask(self, low_res) -> np.ndarray:
-        """(1, 1, 256, 256) logits -> bool (M, N): upsample to T, crop padding, resize, threshold."""
+        """(1, 1, 256, 256) logits -> bool (M, N): upsample to T, crop the padding, resize."""
         import torch.nn.functional as F
 
         g = self._geometry
         rr, rc = g.resized_shape
-        up = F.interpolate(low_res, size=(self.image_size,) * 2, mode="bilinear", align_corners=False)
+        up = F.interpolate(
+            low_res, size=(self.image_size,) * 2, mode="bilinear", align_corners=False
+        )
         up = up[..., :rr, :rc]
         if (rr, rc) != (g.rows, g.cols):
             up = F.interpolate(up, size=(g.rows, g.cols), mode="bilinear", align_corners=False)

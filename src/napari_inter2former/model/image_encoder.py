@@ -15,13 +15,12 @@ except the unused ImageNet classification head (``norm_head``, ``head``), which 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-
 
 __all__ = [
     "TinyViT",
@@ -237,9 +236,7 @@ class TinyViTBlock(nn.Module):
         self.window_size = window_size
         self.attn = WindowAttention(dim, num_heads, window_size)
         self.mlp = MLP(dim, int(dim * mlp_ratio))
-        self.local_conv = ConvBN(
-            dim, dim, local_conv_size, 1, local_conv_size // 2, groups=dim
-        )
+        self.local_conv = ConvBN(dim, dim, local_conv_size, 1, local_conv_size // 2, groups=dim)
 
     def _window_attention(self, x: torch.Tensor) -> torch.Tensor:
         h, w = self.resolution
@@ -354,7 +351,9 @@ class TinyViT(nn.Module):
         super().__init__()
         n = len(embed_dims)
         if not (len(depths) == len(num_heads) == len(window_sizes) == n):
-            raise ValueError("embed_dims, depths, num_heads and window_sizes must have one entry per stage")
+            raise ValueError(
+                "embed_dims, depths, num_heads and window_sizes must have one entry per stage"
+            )
         if n < 3:
             raise ValueError(f"TinyViT needs at least 3 stages for a stride of 16, got {n}")
         if img_size % 16:
@@ -370,7 +369,9 @@ class TinyViT(nn.Module):
             # two stride-2 mergings take T/4 to T/16; the remaining ones keep the size
             stride = 2 if i < 2 else 1
             if i == 0:
-                stage = ConvStage(embed_dims[0], depths[0], (res, res), out_dim, stride, mbconv_expand_ratio)
+                stage = ConvStage(
+                    embed_dims[0], depths[0], (res, res), out_dim, stride, mbconv_expand_ratio
+                )
             else:
                 stage = AttentionStage(
                     embed_dims[i], depths[i], (res, res), num_heads[i], window_sizes[i],
@@ -390,7 +391,8 @@ class TinyViT(nn.Module):
         """(B, 3, T, T) normalised image -> (B, out_chans, T/16, T/16) embedding."""
         if x.ndim != 4 or x.shape[-2:] != (self.img_size, self.img_size):
             raise ValueError(
-                f"expected input of shape (B, C, {self.img_size}, {self.img_size}), got {tuple(x.shape)}"
+                f"expected input of shape (B, C, {self.img_size}, {self.img_size}), "
+                f"got {tuple(x.shape)}"
             )
         x = self.patch_embed(x)  # (B, C0, T/4, T/4)
         for layer in self.layers:

@@ -157,9 +157,7 @@ class PromptEncoder(nn.Module):
             dense = self.mask_downscaling(masks)
         else:
             h, w = self.image_embedding_size
-            dense = self.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(
-                coords.shape[0], -1, h, w
-            )
+            dense = self.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(coords.shape[0], -1, h, w)
         return sparse, dense
 
 
@@ -183,7 +181,11 @@ class Attention(nn.Module):
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """q (B, Nq, C), k and v (B, Nk, C) -> (B, Nq, C)."""
-        q, k, v = self._heads(self.q_proj(q)), self._heads(self.k_proj(k)), self._heads(self.v_proj(v))
+        q, k, v = (
+            self._heads(self.q_proj(q)),
+            self._heads(self.k_proj(k)),
+            self._heads(self.v_proj(v)),
+        )
         out = F.scaled_dot_product_attention(q, k, v)  # (B, h, Nq, d)
         b, h, n, d = out.shape
         return self.out_proj(out.transpose(1, 2).reshape(b, n, h * d))
@@ -220,12 +222,16 @@ class TwoWayAttentionBlock(nn.Module):
         super().__init__()
         self.self_attn = Attention(embedding_dim, num_heads)
         self.norm1 = nn.LayerNorm(embedding_dim)
-        self.cross_attn_token_to_image = Attention(embedding_dim, num_heads, attention_downsample_rate)
+        self.cross_attn_token_to_image = Attention(
+            embedding_dim, num_heads, attention_downsample_rate
+        )
         self.norm2 = nn.LayerNorm(embedding_dim)
         self.mlp = MLPBlock(embedding_dim, mlp_dim)
         self.norm3 = nn.LayerNorm(embedding_dim)
         self.norm4 = nn.LayerNorm(embedding_dim)
-        self.cross_attn_image_to_token = Attention(embedding_dim, num_heads, attention_downsample_rate)
+        self.cross_attn_image_to_token = Attention(
+            embedding_dim, num_heads, attention_downsample_rate
+        )
         self.skip_first_layer_pe = skip_first_layer_pe
 
     def forward(
@@ -273,13 +279,15 @@ class TwoWayTransformer(nn.Module):
                 for i in range(depth)
             ]
         )
-        self.final_attn_token_to_image = Attention(embedding_dim, num_heads, attention_downsample_rate)
+        self.final_attn_token_to_image = Attention(
+            embedding_dim, num_heads, attention_downsample_rate
+        )
         self.norm_final_attn = nn.LayerNorm(embedding_dim)
 
     def forward(
         self, image_embedding: torch.Tensor, image_pe: torch.Tensor, point_embedding: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """image (B, C, h, w), its PE (B, C, h, w), tokens (B, Nt, C) -> tokens, image (B, h*w, C)."""
+        """image (B, C, h, w), its PE (B, C, h, w), tokens (B, Nt, C) -> tokens, image tokens."""
         keys = image_embedding.flatten(2).transpose(1, 2)  # (B, h*w, C)
         key_pe = image_pe.flatten(2).transpose(1, 2)  # (B, h*w, C)
         queries = point_embedding
@@ -296,7 +304,9 @@ class MLP(nn.Module):
     def __init__(self, input_dim: int, hidden_dim: int, output_dim: int, num_layers: int) -> None:
         super().__init__()
         dims = [input_dim] + [hidden_dim] * (num_layers - 1) + [output_dim]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.layers = nn.ModuleList(
+            nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:], strict=True)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for i, layer in enumerate(self.layers):
@@ -344,7 +354,10 @@ class MaskDecoder(nn.Module):
             nn.GELU(),
         )
         self.output_hypernetworks_mlps = nn.ModuleList(
-            [MLP(transformer_dim, transformer_dim, transformer_dim // 8, 3) for _ in range(self.num_mask_tokens)]
+            [
+                MLP(transformer_dim, transformer_dim, transformer_dim // 8, 3)
+                for _ in range(self.num_mask_tokens)
+            ]
         )
         self.iou_prediction_head = MLP(
             transformer_dim, iou_head_hidden_dim, self.num_mask_tokens, iou_head_depth
@@ -377,7 +390,10 @@ class MaskDecoder(nn.Module):
         b, c, h, w = image_embeddings.shape
         out_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
         tokens = torch.cat(
-            [out_tokens[None].expand(sparse_prompt_embeddings.shape[0], -1, -1), sparse_prompt_embeddings],
+            [
+                out_tokens[None].expand(sparse_prompt_embeddings.shape[0], -1, -1),
+                sparse_prompt_embeddings,
+            ],
             dim=1,
         )  # (B, 1 + M + N, C)
         src = image_embeddings + dense_prompt_embeddings
@@ -413,7 +429,9 @@ def load_mobilesam_prompt_decoder(
     """
     from .weights import load_packaged_weights, load_weights
 
-    state = load_packaged_weights(MOBILESAM_PROMPT_DECODER_FILE) if path is None else load_weights(path)
+    state = (
+        load_packaged_weights(MOBILESAM_PROMPT_DECODER_FILE) if path is None else load_weights(path)
+    )
     for prefix, module in (("prompt_encoder.", prompt_encoder), ("mask_decoder.", mask_decoder)):
         part = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
         module.load_state_dict(part, strict=True)

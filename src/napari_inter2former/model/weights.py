@@ -12,8 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -120,7 +121,9 @@ def load_weights(
     try:
         tensors = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as err:
-        raise WeightFileError(f"weight file {path} is not a readable safetensors file: {err}") from err
+        raise WeightFileError(
+            f"weight file {path} is not a readable safetensors file: {err}"
+        ) from err
     return {k: (v.float() if v.is_floating_point() else v) for k, v in tensors.items()}
 
 
