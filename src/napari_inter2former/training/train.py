@@ -140,6 +140,11 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         self.log = RunLog(self.out / LOG_FILE)
         self.device = torch.device(cfg.device)
+        self.amp = bool(cfg.amp)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
         if cfg.num_threads:
             torch.set_num_threads(int(cfg.num_threads))
         torch.manual_seed(cfg.seed)
@@ -387,11 +392,22 @@ class Trainer:
         return summarize_ious(np.stack(curves), thresholds=(0.85, 0.9), clicks=(1, 5))
 
     # ------------------------------------------------------------------ loop
-    def fit(self) -> dict:
+    def _step(self, image, emb, gt, valid, rng) -> dict[str, float]:
+        from .step import train_step
+
+        c = self.cfg
+        return train_step(
+            self.model, self.optimizer, image, emb, gt, valid, rng,
+            max_rounds=c.max_rounds, rounds_gamma=c.rounds_gamma, click_k=c.click_k,
+            first_click_deepest=c.first_click_deepest, prior_mask_prob=c.prior_mask_prob,
+            coarse_loss_weight=c.coarse_loss_weight, vq_loss_weight=c.vq_loss_weight,
+            grad_clip=c.grad_clip, amp=self.amp,
+        )
+
+    def fit(self, stop_after: int | None = None) -> dict:
+        """Train until the schedule ends, the time budget is used, or ``stop_after`` steps."""
         import torch
         from tqdm.auto import tqdm
-
-        from .step import train_step
 
         c = self.cfg
         deadline = self.deadline()
@@ -411,7 +427,11 @@ class Trainer:
         window: dict[str, list[float]] = {}
         t_last = time.monotonic()
         stop_reason = "schedule done"
+        first_step = self.step
         while self.step < self.schedule_steps:
+            if stop_after is not None and self.step - first_step >= stop_after:
+                stop_reason = "stop_after"
+                break
             # reserve time for the final validation and save
             if deadline is not None and time.monotonic() + 1.5 * val_seconds + 15.0 > deadline:
                 stop_reason = "time budget"
@@ -422,13 +442,21 @@ class Trainer:
             rng = np.random.default_rng([c.seed, self.step])
             picks = self.train_pool.sample(rng, c.batch_size)
             image, emb, gt, valid = self.train_pool.batch(picks, self.device)
-            stats = train_step(
-                self.model, self.optimizer, image, emb, gt, valid, rng,
-                max_rounds=c.max_rounds, rounds_gamma=c.rounds_gamma, click_k=c.click_k,
-                first_click_deepest=c.first_click_deepest, prior_mask_prob=c.prior_mask_prob,
-                coarse_loss_weight=c.coarse_loss_weight, vq_loss_weight=c.vq_loss_weight,
-                grad_clip=c.grad_clip, amp=c.amp,
-            )
+            try:
+                stats = self._step(image, emb, gt, valid, rng)
+            except (RuntimeError, torch.cuda.OutOfMemoryError) as err:
+                if self.step != first_step or self.device.type != "cuda":
+                    raise
+                # first step on a GPU failed: retry once without autocast and with half the batch
+                self.log(f"first step failed ({type(err).__name__}: {str(err)[:200]}); retrying in "
+                         f"float32 with batch size {max(1, c.batch_size // 2)}", event="fallback")
+                torch.cuda.empty_cache()
+                self.amp = False
+                c.batch_size = max(1, c.batch_size // 2)
+                rng = np.random.default_rng([c.seed, self.step])
+                picks = self.train_pool.sample(rng, c.batch_size)
+                image, emb, gt, valid = self.train_pool.batch(picks, self.device)
+                stats = self._step(image, emb, gt, valid, rng)
             self.step += 1
             bar.update(1)
             for k, v in stats.items():

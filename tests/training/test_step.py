@@ -1,0 +1,120 @@
+import numpy as np
+import pytest
+import torch
+
+from napari_inter2former.constants import (
+    DEFINITELY_FOREGROUND,
+    POSSIBLY_BACKGROUND,
+    POSSIBLY_FOREGROUND,
+    UNKNOWN,
+)
+from napari_inter2former.model.build import build_from_config
+from napari_inter2former.training.step import (
+    draw_num_rounds,
+    initial_reference,
+    perturb_mask,
+    train_step,
+)
+
+T = 64  # image size of the micro model (conftest.py)
+EMBED = 64
+
+
+def _batch(b=2):
+    g = torch.Generator().manual_seed(0)
+    image = torch.randn(b, 3, T, T, generator=g)
+    emb = torch.randn(b, EMBED, T // 16, T // 16, generator=g)
+    gt = torch.zeros(b, 1, T, T, dtype=torch.bool)
+    gt[0, :, 10:40, 20:50] = True
+    gt[1:, :, 30:55, 5:25] = True
+    valid = torch.ones_like(gt)
+    valid[..., 60:, :] = False
+    image[..., 60:, :] = 0
+    return image, emb, gt, valid
+
+
+def _model_and_optimizer(config, lr=1e-3):
+    torch.manual_seed(0)
+    model = build_from_config(config)
+    params = [p for n, p in model.named_parameters() if not n.startswith("image_encoder.")]
+    return model, torch.optim.AdamW(params, lr=lr)
+
+
+def test_loss_decreases_on_a_fixed_batch(micro):
+    model, opt = _model_and_optimizer(micro, lr=3e-3)
+    batch = _batch()
+    losses = []
+    for step in range(12):
+        stats = train_step(
+            model, opt, *batch, np.random.default_rng(0), num_rounds=0, prior_mask_prob=0.0,
+            first_click_deepest=1.0,
+        )
+        losses.append(stats["loss"])
+    # deterministic (same batch, same clicks): a working update lowers the loss steadily
+    assert np.mean(losses[-3:]) < 0.92 * losses[0]
+    assert losses[-1] < losses[len(losses) // 2] < losses[0]
+
+
+def test_step_trains_decoder_only_and_balances_experts(micro):
+    model, opt = _model_and_optimizer(micro)
+    encoder_before = {k: v.clone() for k, v in model.image_encoder.state_dict().items()}
+    bias_before = [b.clone() for n, b in model.named_buffers() if n.endswith("exp_bias")]
+    assert bias_before, "the model has no HMoE balancing bias"
+    decoder_before = {k: v.clone() for k, v in model.decoder.state_dict().items()}
+    stats = train_step(model, opt, *_batch(), np.random.default_rng(3), num_rounds=2)
+    assert stats["rounds"] == 2 and np.isfinite(stats["loss"])
+    for k, v in model.image_encoder.state_dict().items():
+        assert torch.equal(v, encoder_before[k])
+    assert all(p.grad is None for p in model.image_encoder.parameters())
+    assert any(not torch.equal(v, decoder_before[k]) for k, v in model.decoder.state_dict().items())
+    bias_after = [b for n, b in model.named_buffers() if n.endswith("exp_bias")]
+    assert any(not torch.equal(a, b) for a, b in zip(bias_before, bias_after))
+
+
+def test_same_rng_same_step(micro):
+    results = []
+    for _ in range(2):
+        model, opt = _model_and_optimizer(micro)
+        stats = train_step(model, opt, *_batch(), np.random.default_rng(5), max_rounds=3)
+        results.append((stats, {k: v.clone() for k, v in model.decoder.state_dict().items()}))
+    assert results[0][0] == results[1][0]
+    for k, v in results[0][1].items():
+        assert torch.equal(v, results[1][1][k])
+
+
+def test_num_rounds_law():
+    rng = np.random.default_rng(0)
+    draws = np.array([draw_num_rounds(rng, 20, 0.6) for _ in range(4000)])
+    assert draws.min() == 0 and draws.max() <= 20
+    assert np.mean(draws == 0) == pytest.approx(0.4, abs=0.03)
+    assert draws.mean() == pytest.approx(1.5, abs=0.15)
+    assert draw_num_rounds(rng, 0, 0.6) == 0
+
+
+def test_initial_reference_click_or_prior():
+    _, _, gt, valid = _batch()
+    gt_np, valid_np = gt[:, 0].numpy(), valid[:, 0].numpy()
+    ref, prior = initial_reference(gt_np, valid_np, np.random.default_rng(0), prior_mask_prob=0.0)
+    assert not prior.any()
+    for i in range(2):
+        codes = ref[i, 0]
+        disc = codes == DEFINITELY_FOREGROUND
+        assert disc.any() and gt[i, 0][disc].all()  # the first click is inside the object
+        assert set(torch.unique(codes).tolist()) == {UNKNOWN, DEFINITELY_FOREGROUND}
+    ref, prior = initial_reference(gt_np, valid_np, np.random.default_rng(0), prior_mask_prob=1.0)
+    assert prior.all()
+    codes = ref[0, 0]
+    assert (codes == POSSIBLY_FOREGROUND).any() and (codes == POSSIBLY_BACKGROUND).any()
+    assert not (codes == UNKNOWN).any()
+
+
+def test_perturbed_prior_overlaps_but_differs():
+    gt = np.zeros((80, 80), bool)
+    gt[20:60, 25:55] = True
+    ious, changed = [], 0
+    for seed in range(20):
+        p = perturb_mask(gt, np.random.default_rng(seed))
+        ious.append((p & gt).sum() / (p | gt).sum())
+        changed += not np.array_equal(p, gt)
+    assert changed >= 15
+    assert min(ious) > 0.3 and np.mean(ious) < 0.95

@@ -1,0 +1,80 @@
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from napari_inter2former.training.synthetic import synthetic_image
+
+SMALL = (96, 192)  # small images keep the tests fast
+
+
+def test_same_seed_same_image():
+    a = synthetic_image(3, size_range=SMALL)
+    b = synthetic_image(3, size_range=SMALL)
+    c = synthetic_image(4, size_range=SMALL)
+    np.testing.assert_array_equal(a.image, b.image)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    assert a.image.shape != c.image.shape or not np.array_equal(a.image, c.image)
+
+
+@pytest.mark.parametrize("kind", ["nuclei", "cells"])
+def test_image_and_label_properties(kind):
+    for seed in range(6):
+        s = synthetic_image(seed, size_range=SMALL, kind=kind)
+        assert s.image.dtype in (np.uint8, np.uint16)
+        assert s.image.shape == s.labels.shape
+        assert SMALL[0] <= max(s.image.shape) <= SMALL[1] + 1
+        assert s.image.max() > s.image.min()  # not a constant image
+        assert s.labels.dtype == np.int32
+        ids = np.unique(s.labels)
+        np.testing.assert_array_equal(ids[ids > 0], np.arange(1, s.labels.max() + 1))  # sequential
+        assert s.labels.max() >= 1
+        assert s.meta["kind"] == kind
+
+
+def test_both_bit_depths_and_full_16bit_range_used():
+    images = [synthetic_image(seed, size_range=SMALL).image for seed in range(12)]
+    assert {im.dtype for im in images} == {np.dtype(np.uint8), np.dtype(np.uint16)}
+    assert any(im.dtype == np.uint16 and im.max() > 255 for im in images)
+
+
+def test_object_sizes_cover_network_range():
+    """Equivalent diameters on the 1024 grid span about 20-400 px over many images."""
+    medians = []
+    for seed in range(24):
+        s = synthetic_image(seed, size_range=(128, 320))
+        areas = np.bincount(s.labels.ravel())[1:]
+        diam = 2 * np.sqrt(areas[areas > 0] / np.pi) * 1024 / max(s.labels.shape)
+        medians.append(np.median(diam))
+    medians = np.array(medians)
+    assert medians.min() < 45
+    assert medians.max() > 200
+    assert np.mean((medians > 15) & (medians < 500)) > 0.9
+
+
+def test_touching_and_dim_objects_occur():
+    touching = dim = False
+    for seed in range(12):
+        s = synthetic_image(seed, size_range=SMALL, kind="nuclei")
+        lab = s.labels
+        # two different labels side by side (no background between)
+        right = (lab[:, :-1] > 0) & (lab[:, 1:] > 0) & (lab[:, :-1] != lab[:, 1:])
+        down = (lab[:-1] > 0) & (lab[1:] > 0) & (lab[:-1] != lab[1:])
+        touching |= bool(right.any() or down.any())
+        dim |= s.meta["dim_objects"] > 0
+    assert touching and dim
+
+
+def test_objects_are_connected():
+    s = synthetic_image(5, size_range=SMALL, kind="cells")
+    for index, sl in enumerate(ndi.find_objects(s.labels), start=1):
+        if sl is not None:
+            assert ndi.label(s.labels[sl] == index)[1] == 1
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="kind"):
+        synthetic_image(0, kind="bacteria")
+    with pytest.raises(ValueError, match="size_range"):
+        synthetic_image(0, size_range=(300, 100))
+    with pytest.raises(ValueError, match="diameter_range"):
+        synthetic_image(0, diameter_range=(0, 10))
