@@ -60,6 +60,8 @@ class ParameterCache:
     ``_version`` counter moves: optimiser steps, ``load_state_dict``), replaced
     (``data_ptr`` changes: ``.to()``), or when the dtype/device or the
     inference-mode flag differ. Callers use it only when autograd is off.
+    Parameters created under ``torch.inference_mode`` have no version counter:
+    then nothing is cached.
     """
 
     def __init__(self) -> None:
@@ -68,6 +70,8 @@ class ParameterCache:
 
     def get(self, params: Iterable[torch.Tensor], compute: Callable[[], torch.Tensor]):
         params = list(params)
+        if any(p.is_inference() for p in params):  # no version counter: never cache
+            return compute()
         key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in params) + (
             torch.is_inference_mode_enabled(),
         )

@@ -37,8 +37,11 @@ class DecoderBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, grid: tuple[int, int], boundary: torch.Tensor) -> torch.Tensor:
         """Eval path; x (N, C), boundary (N,) -> (N, C)."""
+        if torch.is_grad_enabled():
+            x = x + self.attn(self.norm1(x), grid, boundary)
+            return x + self.ffn(self.norm2(x), boundary)
         x = x + self.attn(self.norm1(x), grid, boundary)
-        return x + self.ffn(self.norm2(x), boundary)
+        return x.add_(self.ffn(self.norm2(x), boundary))  # no autograd: in place
 
     def forward_train(
         self, x: torch.Tensor, grid: tuple[int, int], boundary: torch.Tensor
@@ -121,11 +124,11 @@ class Inter2FormerDecoder(nn.Module):
             box = prompt_box(ref[0, 0], self.prompt.stride)
             tokens = boundary_tokens(ref[0, 0], box, boundary_rule, self.prompt.stride)
         x = embedding + self.prompt(ref, box)
-        x = x[0].flatten(1).t()  # (C, H', W') -> (N, C)
+        x = x[0].flatten(1).t().contiguous()  # (C, H', W') -> (N, C)
         flat = tokens.flatten()
         for block in self.blocks:
             x = block(x, (gh, gw), flat)
-        g = x.t().reshape(1, c, gh, gw)  # (N, C) -> (1, C, H', W')
+        g = x.t().reshape(1, c, gh, gw).contiguous()  # (N, C) -> (1, C, H', W')
         return g, {"box": box, "boundary": tokens}
 
     def forward_train(
@@ -153,7 +156,7 @@ class Inter2FormerDecoder(nn.Module):
                 [boundary_tokens(r[0], prompt_box(r[0], s), boundary_rule, s) for r in ref]
             )  # (B, H', W')
         x = embedding + self.prompt.embed(ref)
-        x = x.flatten(2).transpose(1, 2)  # (B, C, H', W') -> (B, N, C)
+        x = x.flatten(2).transpose(1, 2).contiguous()  # (B, C, H', W') -> (B, N, C)
         flat = tokens.flatten(1)  # (B, N)
         losses = []
         for block in self.blocks:

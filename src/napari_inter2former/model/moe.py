@@ -111,7 +111,7 @@ class HybridMoE(nn.Module):
         choice, w_s, w_e = self.route(xb)
         routed = self._grouped(xb, choice)
         y_b = w_s[:, None] * y[idx] + w_e[:, None] * routed
-        y = y.index_copy(0, idx, y_b)
+        y[idx] = y_b  # y is not saved for backward: in place is safe
         if self.training:
             self._update_bias(choice)
         return y.reshape(shape)
