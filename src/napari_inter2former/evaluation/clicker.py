@@ -1,6 +1,6 @@
 """The simulated user of the evaluation protocol: where the next click goes.
 
-The rule (RITM / Inter2Former test protocol, see ``docs/evaluation.md``):
+The rule (the RITM / Inter2Former test protocol):
 
 * false negatives ``FN = gt & ~pred`` and false positives ``FP = pred & ~gt``,
   with the ignore region and the pixels already clicked removed;

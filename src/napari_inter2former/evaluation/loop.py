@@ -89,6 +89,13 @@ class RunResult:
     n_skipped: int = 0
 
 
+def _check_run_args(tie_break: str, max_clicks: int) -> None:
+    if tie_break not in TIE_BREAKS:
+        raise ValueError(f"tie_break must be one of {TIE_BREAKS}, got {tie_break!r}")
+    if max_clicks < 1:
+        raise ValueError(f"max_clicks must be at least 1, got {max_clicks}")
+
+
 def object_rng(tie_break: str, seed: int, stem: str, label: int):
     """Tie-breaking generator of one object (None for raster order)."""
     if tie_break not in TIE_BREAKS:
@@ -181,6 +188,7 @@ def evaluate_views(
 
     ``progress`` wraps the iteration (e.g. ``tqdm``).
     """
+    _check_run_args(tie_break, max_clicks)
     result = RunResult("2d")
     current = None
     iterator = views if progress is None else progress(views)
@@ -357,6 +365,7 @@ def evaluate_dataset_3d(
 
     Objects under ``min_size`` voxels are skipped and counted.
     """
+    _check_run_args(tie_break, max_clicks)
     result = RunResult("3d")
     jobs = []
     for sample in samples:
