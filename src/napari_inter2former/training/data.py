@@ -197,8 +197,7 @@ def synthetic_view(seed: int, size_range: tuple[int, int] = (128, 1024)) -> RawV
 
 
 def _synthetic_job(args) -> RawView:
-    torch.set_num_threads(1)
-    return synthetic_view(*args)
+    return synthetic_view(*args)  # numpy/scipy only: safe in a forked worker
 
 
 def iter_synthetic_views(

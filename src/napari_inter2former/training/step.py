@@ -67,10 +67,10 @@ def perturb_mask(gt: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     out = crop.copy()
     radius = max(1, int(round(rng.uniform(0.02, 0.15) * size)))
     op = rng.integers(0, 4)
-    if op == 0:
-        out = ndi.binary_dilation(out, iterations=radius)
-    elif op == 1:
-        eroded = ndi.binary_erosion(out, iterations=radius)
+    if op == 0:  # grow by `radius` (Euclidean)
+        out = ndi.distance_transform_edt(~out) <= radius
+    elif op == 1:  # shrink by `radius`, unless nothing would be left
+        eroded = ndi.distance_transform_edt(np.pad(out, 1))[1:-1, 1:-1] > radius
         out = eroded if eroded.any() else out
     if rng.random() < 0.6:  # shift (the previous slice of a tilted object)
         dy, dx = (rng.uniform(-0.15, 0.15, 2) * size).round().astype(int)
