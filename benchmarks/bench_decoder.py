@@ -48,7 +48,9 @@ def median_ms(fn, repeats: int, warmup: int = 1) -> float:
     return 1000 * statistics.median(times)
 
 
-def object_ref(size: int, diameter: int) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+def object_ref(
+    size: int, diameter: int
+) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
     """Second-click reference map of a disc object, and its token box grown by one token."""
     ref = torch.full((1, 1, size, size), POSSIBLY_BACKGROUND, dtype=torch.uint8)
     centre = size // 2 + 7  # not aligned with the token grid
@@ -74,7 +76,9 @@ def random_features(model, size: int, seed: int = 0) -> ImageFeatures:
     return ImageFeatures(emb, edges)
 
 
-def bench_clicks(model, size: int, objects: dict, repeats: int, dense_repeats: int) -> list[dict]:
+def bench_clicks(
+    model, size: int, objects: dict, repeats: int, dense_repeats: int
+) -> list[dict]:
     feats = random_features(model, size)
     rows = []
     real_roi = model.upsampler.roi
@@ -82,18 +86,30 @@ def bench_clicks(model, size: int, objects: dict, repeats: int, dense_repeats: i
         ref, dlu_box = object_ref(size, diameter)
         model.upsampler.roi = lambda coarse, box=dlu_box: box
         try:
-            dense = median_ms(lambda: model.decode(feats, ref, dense=True), dense_repeats)
+            dense = median_ms(
+                lambda ref=ref: model.decode(feats, ref, dense=True), dense_repeats
+            )
             for rule in ("box", "boundary"):
                 _, info = model.decode(feats, ref, boundary_rule=rule, return_info=True)
-                ms = median_ms(lambda: model.decode(feats, ref, boundary_rule=rule), repeats)
+                ms = median_ms(
+                    lambda ref=ref, rule=rule: model.decode(
+                        feats, ref, boundary_rule=rule
+                    ),
+                    repeats,
+                )
                 with torch.no_grad():
-                    dec_ms = median_ms(lambda: model.decoder(feats.embedding, ref, rule), repeats)
+                    dec_ms = median_ms(
+                        lambda ref=ref, rule=rule: model.decoder(
+                            feats.embedding, ref, rule
+                        ),
+                        repeats,
+                    )
                 r0, r1, c0, c1 = info["box"]
                 rows.append(
-                    dict(T=size, object=f"{name} ({diameter} px)", rule=rule,
-                         box_tokens=(r1 - r0) * (c1 - c0) // 256,
-                         boundary=int(info["boundary"].sum()), decoder_ms=dec_ms,
-                         click_ms=ms, dense_ms=dense, ratio=dense / ms)
+                    {"T": size, "object": f"{name} ({diameter} px)", "rule": rule,
+                     "box_tokens": (r1 - r0) * (c1 - c0) // 256,
+                     "boundary": int(info["boundary"].sum()), "decoder_ms": dec_ms,
+                     "click_ms": ms, "dense_ms": dense, "ratio": dense / ms}
                 )  # fmt: skip
         finally:
             model.upsampler.roi = real_roi
@@ -114,28 +130,51 @@ def main() -> None:
 
     x = torch.randn(1, 3, 1024, 1024)
     config = dataclasses.replace(CONFIGS["default"], encoder="patch")
-    model_1024 = build_from_config(config)  # built outside inference mode, like the predictor
-    model_2048 = None if args.skip_2048 else build_from_config(dataclasses.replace(config, image_size=2048))
+    model_1024 = build_from_config(
+        config
+    )  # built outside inference mode, like the predictor
+    model_2048 = (
+        None
+        if args.skip_2048
+        else build_from_config(dataclasses.replace(config, image_size=2048))
+    )
     with torch.inference_mode():
         if not args.skip_encoder:
             try:
                 from napari_inter2former.model.image_encoder import TinyViT
 
                 enc = TinyViT(img_size=1024).eval()
-                print(f"encoder TinyViT 1024: {median_ms(lambda: enc(x), 3):.0f} ms (median of 3)")
+                print(
+                    f"encoder TinyViT 1024: {median_ms(lambda: enc(x), 3):.0f} ms (median of 3)"
+                )
             except ImportError as err:  # pragma: no cover
                 print(f"encoder: TinyViT unavailable ({err})")
-        for label, widths, depth in (("slim", (4, 8, 16, 32), 1), ("official", (4, 16, 64, 256), 4)):
+        for label, widths, depth in (
+            ("slim", (4, 8, 16, 32), 1),
+            ("official", (4, 16, 64, 256), 4),
+        ):
             net = EdgeNet((4, 16, 64, 256), widths, depth).eval()
-            ms = median_ms(lambda: net(x), 3)
+            ms = median_ms(lambda net=net: net(x), 3)
             print(f"edge net {label:8s} widths {widths} depth {depth}: "
                   f"{count_parameters(net):>9,d} params, {ms:.0f} ms at T=1024")  # fmt: skip
 
-        rows = bench_clicks(model_1024, 1024, {"small": 40, "large": 400}, args.repeats, 3)
+        rows = bench_clicks(
+            model_1024, 1024, {"small": 40, "large": 400}, args.repeats, 3
+        )
         if model_2048 is not None:
             rows += bench_clicks(model_2048, 2048, {"small": 80, "large": 800}, 3, 2)
 
-    header = ("T", "object", "rule", "box tok", "bnd tok", "decoder ms", "click ms", "dense ms", "dense/ours")
+    header = (
+        "T",
+        "object",
+        "rule",
+        "box tok",
+        "bnd tok",
+        "decoder ms",
+        "click ms",
+        "dense ms",
+        "dense/ours",
+    )
     print("\n" + " | ".join(header))
     print(" | ".join("---" for _ in header))
     for r in rows:

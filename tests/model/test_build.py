@@ -1,8 +1,12 @@
-import numpy as np
 import pytest
 import torch
 
-from napari_inter2former.model import CONFIGS, build_model, decoder_state_dict, load_decoder_state_dict
+from napari_inter2former.model import (
+    CONFIGS,
+    build_model,
+    decoder_state_dict,
+    load_decoder_state_dict,
+)
 from napari_inter2former.model.weights import save_weights
 
 
@@ -17,7 +21,13 @@ def _one_thread():
 def test_registry():
     assert {"default", "official-edges", "tiny"} <= set(CONFIGS)
     d, o = CONFIGS["default"], CONFIGS["official-edges"]
-    assert (d.image_size, d.embed_dim, d.depth, d.num_experts, d.code_size) == (1024, 256, 2, 8, 8)
+    assert (d.image_size, d.embed_dim, d.depth, d.num_experts, d.code_size) == (
+        1024,
+        256,
+        2,
+        8,
+        8,
+    )
     assert o.edge_widths == (4, 16, 64, 256) and o.edge_depth == 4
     assert d.edge_widths == (4, 8, 16, 32) and d.edge_depth == 1
 
@@ -28,7 +38,9 @@ def test_tiny_model():
     assert model.image_size == 256 and model.model_id == "tiny-random"
     assert model.boundary_rule == "boundary"
     keys = decoder_state_dict(model)
-    assert keys and all(k.split(".")[0] in {"edge_net", "decoder", "upsampler"} for k in keys)
+    assert keys and all(
+        k.split(".")[0] in {"edge_net", "decoder", "upsampler"} for k in keys
+    )
     assert any(k.endswith("exp_bias") for k in keys)
 
 
@@ -43,7 +55,9 @@ def test_decoder_weights_round_trip(tmp_path):
     assert loaded.model_id == f"tiny-{sha[:12]}"
     got = decoder_state_dict(loaded)
     for key, value in decoder_state_dict(source).items():
-        torch.testing.assert_close(got[key], value.half().float(), atol=0, rtol=0)  # fp16 storage
+        torch.testing.assert_close(
+            got[key], value.half().float(), atol=0, rtol=0
+        )  # fp16 storage
 
 
 def test_load_decoder_state_dict_checks_keys_and_shapes():
@@ -77,4 +91,3 @@ def test_pretrained_without_shipped_decoder_says_so():
         pytest.skip("the decoder is shipped")
     with pytest.raises(FileNotFoundError, match="not been trained/shipped"):
         build_model("default", pretrained=True)
-

@@ -18,7 +18,12 @@ def _one_thread():
 def _decoder(seed=0):
     torch.manual_seed(seed)
     return Inter2FormerDecoder(
-        embed_dim=32, depth=2, attn_dim=16, code_size=8, num_experts=4, prompt_dims=(8, 16, 16)
+        embed_dim=32,
+        depth=2,
+        attn_dim=16,
+        code_size=8,
+        num_experts=4,
+        prompt_dims=(8, 16, 16),
     ).eval()
 
 

@@ -44,7 +44,12 @@ def test_shapes_coarsest_first_and_zero_init():
     x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         outs = net(x)
-    assert [tuple(o.shape) for o in outs] == [(2, 64, 8, 8), (2, 16, 16, 16), (2, 4, 32, 32), (2, 1, 64, 64)]
+    assert [tuple(o.shape) for o in outs] == [
+        (2, 64, 8, 8),
+        (2, 16, 16, 16),
+        (2, 4, 32, 32),
+        (2, 1, 64, 64),
+    ]
     assert all(float(o.abs().max()) == 0 for o in outs)  # zero-initialised laterals
     torch.nn.init.normal_(net.laterals[0].weight)
     with torch.no_grad():

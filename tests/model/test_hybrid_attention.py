@@ -3,7 +3,11 @@ import math
 import pytest
 import torch
 
-from napari_inter2former.constants import POSSIBLY_BACKGROUND, POSSIBLY_FOREGROUND, UNKNOWN
+from napari_inter2former.constants import (
+    POSSIBLY_BACKGROUND,
+    POSSIBLY_FOREGROUND,
+    UNKNOWN,
+)
 from napari_inter2former.model.hybrid_attention import HybridAttention, boundary_tokens
 from napari_inter2former.model.prompt_embedding import prompt_box
 
@@ -62,7 +66,9 @@ def _plain_rope_attention(attn, x, grid):
     rot = torch.polar(torch.ones_like(angle), -angle).to(torch.complex64)
 
     def rotate(t):
-        return torch.view_as_real(torch.view_as_complex(t.reshape(-1, d // 2, 2).contiguous()) * rot).reshape(-1, d)
+        return torch.view_as_real(
+            torch.view_as_complex(t.reshape(-1, d // 2, 2).contiguous()) * rot
+        ).reshape(-1, d)
 
     scores = rotate(q) @ rotate(k).t() / math.sqrt(d)
     return attn.o_proj(torch.softmax(scores, -1) @ v)

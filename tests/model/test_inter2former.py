@@ -105,7 +105,10 @@ def test_decode_cache_follows_weight_changes(tiny, features):
 
 
 def test_forward_train_batch_and_gradients(tiny, features):
-    feats = ImageFeatures(features.embedding.repeat(2, 1, 1, 1), tuple(e.repeat(2, 1, 1, 1) for e in features.edges))
+    feats = ImageFeatures(
+        features.embedding.repeat(2, 1, 1, 1),
+        tuple(e.repeat(2, 1, 1, 1) for e in features.edges),
+    )
     ref = torch.ones(2, 1, 256, 256, dtype=torch.uint8)  # background: BSQ tokens exist
     paint_clicks(ref, [(60, 70, True)], batch_index=0)
     paint_clicks(ref, [(200, 30, True)], batch_index=1)
@@ -119,7 +122,11 @@ def test_forward_train_batch_and_gradients(tiny, features):
     assert out["logits"].shape == (2, 1, 256, 256)
     assert out["coarse_logits"].shape == (2, 1, 16, 16)
     assert out["vq_loss"].ndim == 0
-    grads = {n for n, p in tiny.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    grads = {
+        n
+        for n, p in tiny.named_parameters()
+        if p.grad is not None and p.grad.abs().sum() > 0
+    }
     assert any(n.startswith("decoder.blocks.0.attn.codebook") for n in grads)
     assert any(n.startswith("upsampler.localiser") for n in grads)
     tiny.zero_grad(set_to_none=True)
@@ -132,7 +139,10 @@ def test_bad_inputs(tiny, features):
         tiny.encode(torch.zeros(1, 3, 128, 128))
     with pytest.raises(ValueError, match="ref must have shape"):
         tiny.decode(features, new_reference_map(128, 128))
-    two = ImageFeatures(features.embedding.repeat(2, 1, 1, 1), tuple(e.repeat(2, 1, 1, 1) for e in features.edges))
+    two = ImageFeatures(
+        features.embedding.repeat(2, 1, 1, 1),
+        tuple(e.repeat(2, 1, 1, 1) for e in features.edges),
+    )
     with pytest.raises(ValueError, match="batch size 1"):
         tiny.decode(two, new_reference_map(256, 256, batch=2))
 

@@ -26,7 +26,9 @@ def _per_token(moe, x, boundary):
             continue
         gates = torch.sigmoid(moe.expert_gate(xt))
         e = int(torch.argmax(gates + moe.exp_bias))
-        h = F.silu(moe.expert_w1[e] @ xt + moe.expert_b1[e]) * (moe.expert_w2[e] @ xt + moe.expert_b2[e])
+        h = F.silu(moe.expert_w1[e] @ xt + moe.expert_b1[e]) * (
+            moe.expert_w2[e] @ xt + moe.expert_b2[e]
+        )
         routed = moe.expert_w3[e] @ moe.expert_ln(h) + moe.expert_b3[e]
         g = torch.stack([torch.sigmoid(moe.shared_gate(xt))[0], gates[e]])
         w = torch.softmax(g, 0)
@@ -65,7 +67,9 @@ def test_load_balancing_bias_update():
     moe = HybridMoE(embed_dim=8, hidden_dim=16, num_experts=4)
     with torch.no_grad():
         moe.expert_gate.weight.zero_()
-        moe.expert_gate.bias.copy_(torch.tensor([5.0, 0.0, 0.0, 0.0]))  # all to expert 0
+        moe.expert_gate.bias.copy_(
+            torch.tensor([5.0, 0.0, 0.0, 0.0])
+        )  # all to expert 0
     x = torch.randn(12, 8)
     boundary = torch.ones(12, dtype=torch.bool)
     moe.eval()

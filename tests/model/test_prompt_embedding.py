@@ -2,7 +2,10 @@ import pytest
 import torch
 
 from napari_inter2former.constants import POSSIBLY_BACKGROUND, POSSIBLY_FOREGROUND
-from napari_inter2former.model.prompt_embedding import DynamicPromptEmbedding, prompt_box
+from napari_inter2former.model.prompt_embedding import (
+    DynamicPromptEmbedding,
+    prompt_box,
+)
 from napari_inter2former.reference_map import new_reference_map, paint_clicks
 
 
@@ -36,7 +39,9 @@ def test_background_is_infinite_background_response():
         e_bg = dpe.background()
     # tokens 1.. have no zero padding in their receptive field
     torch.testing.assert_close(full[:, 1:, 1:], e_bg[:, None, None].expand(-1, 7, 7))
-    assert float((full[:, 0, 0] - e_bg).abs().max()) > 0  # the padded corner token differs
+    assert (
+        float((full[:, 0, 0] - e_bg).abs().max()) > 0
+    )  # the padded corner token differs
 
 
 def test_crop_equals_whole_image_away_from_box_start():

@@ -23,7 +23,9 @@ def _rotate_by_hand(x, ys, xs, theta=10000.0, ratio=0.5):
     for n in range(x.shape[0]):
         angles = [ratio * ys[n] * f for f in freqs] + [ratio * xs[n] * f for f in freqs]
         for p, a in enumerate(angles):
-            z = complex(x[n, 2 * p], x[n, 2 * p + 1]) * complex(math.cos(a), -math.sin(a))
+            z = complex(x[n, 2 * p], x[n, 2 * p + 1]) * complex(
+                math.cos(a), -math.sin(a)
+            )
             out[n, 2 * p], out[n, 2 * p + 1] = z.real, z.imag
     return out
 
@@ -35,7 +37,9 @@ def test_matches_hand_rotation():
     cos, sin = rope_tables(h, w, d)
     ys = [n // w for n in range(h * w)]
     xs = [n % w for n in range(h * w)]
-    torch.testing.assert_close(apply_rope(x, cos, sin), _rotate_by_hand(x, ys, xs), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        apply_rope(x, cos, sin), _rotate_by_hand(x, ys, xs), atol=1e-5, rtol=1e-5
+    )
 
 
 def test_scores_depend_only_on_relative_position():

@@ -58,7 +58,9 @@ def test_crop_equals_full_with_the_same_normalisation():
         full_own, _ = up.upsample(g, edges)
     diff = (full[0, 0, r0 * 16 : r1 * 16, c0 * 16 : c1 * 16] - local[0, 0]).abs()
     m = 4 * 16
-    assert float(diff[m:-m, : diff.shape[1] - m].max()) < 1e-5  # left side: image border
+    assert (
+        float(diff[m:-m, : diff.shape[1] - m].max()) < 1e-5
+    )  # left side: image border
     assert float(diff[:, -8:].max()) > 1e-3  # the crop border really differs
     # with its own statistics the full run differs everywhere (different GroupNorm)
     own = (full_own[0, 0, r0 * 16 : r1 * 16, c0 * 16 : c1 * 16] - local[0, 0]).abs()

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from .common import PatchEncoder
 from .decoder import Inter2FormerDecoder
@@ -31,11 +31,11 @@ from .inter2former import Inter2Former
 from .upsampling import DynamicLocalUpsampling, stage_channels
 
 __all__ = [
-    "ModelConfig",
     "CONFIGS",
     "DECODER_FILE",
-    "build_model",
+    "ModelConfig",
     "build_from_config",
+    "build_model",
     "decoder_state_dict",
     "load_decoder_state_dict",
 ]
@@ -90,7 +90,9 @@ def build_from_config(
     elif config.encoder == "patch":
         encoder = PatchEncoder(c)
     else:
-        raise ValueError(f"unknown encoder {config.encoder!r}; use 'tinyvit' or 'patch'")
+        raise ValueError(
+            f"unknown encoder {config.encoder!r}; use 'tinyvit' or 'patch'"
+        )
     upsampler = DynamicLocalUpsampling(c)
     edge_out = stage_channels(c)[:4][::-1]  # finest first: (C/64, C/16, C/4, C)
     model = Inter2Former(
@@ -115,10 +117,14 @@ def build_from_config(
 
 def decoder_state_dict(model: Inter2Former) -> dict[str, torch.Tensor]:
     """State dict of the trained parts: edge net, decoder and upsampler (keys keep their prefix)."""
-    return {k: v for k, v in model.state_dict().items() if k.startswith(DECODER_PREFIXES)}
+    return {
+        k: v for k, v in model.state_dict().items() if k.startswith(DECODER_PREFIXES)
+    }
 
 
-def load_decoder_state_dict(model: Inter2Former, state_dict: dict[str, torch.Tensor]) -> None:
+def load_decoder_state_dict(
+    model: Inter2Former, state_dict: dict[str, torch.Tensor]
+) -> None:
     """Load edge net + decoder + upsampler weights; every key must match (shapes checked).
 
     Raises

@@ -7,12 +7,12 @@ encoder ``PatchEncoder`` used by the "tiny" configuration, ``ParameterCache``
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import torch
-import torch.nn as nn
+from torch import nn
 
-__all__ = ["LayerNorm2d", "PatchEncoder", "ParameterCache", "mask_bbox"]
+__all__ = ["LayerNorm2d", "ParameterCache", "PatchEncoder", "mask_bbox"]
 
 
 class LayerNorm2d(nn.Module):

@@ -9,7 +9,7 @@ from the reference map and shared by all blocks (attention and expert routing).
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from .hybrid_attention import BOUNDARY_RULES, HybridAttention, boundary_tokens
 from .moe import HybridMoE
@@ -35,7 +35,9 @@ class DecoderBlock(nn.Module):
         self.norm2 = nn.LayerNorm(embed_dim)
         self.ffn = HybridMoE(embed_dim, hidden_dim, num_experts)
 
-    def forward(self, x: torch.Tensor, grid: tuple[int, int], boundary: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, grid: tuple[int, int], boundary: torch.Tensor
+    ) -> torch.Tensor:
         """Eval path; x (N, C), boundary (N,) -> (N, C)."""
         if torch.is_grad_enabled():
             x = x + self.attn(self.norm1(x), grid, boundary)
@@ -87,7 +89,8 @@ class Inter2FormerDecoder(nn.Module):
         self.prompt = DynamicPromptEmbedding(embed_dim, prompt_dims)
         hidden = int(mlp_ratio * embed_dim)
         self.blocks = nn.ModuleList(
-            DecoderBlock(embed_dim, attn_dim, code_size, hidden, num_experts) for _ in range(depth)
+            DecoderBlock(embed_dim, attn_dim, code_size, hidden, num_experts)
+            for _ in range(depth)
         )
 
     def forward(
@@ -115,7 +118,9 @@ class Inter2FormerDecoder(nn.Module):
             ``box`` (pixel DPE box) and ``boundary`` (token mask (H', W')).
         """
         if boundary_rule not in BOUNDARY_RULES:
-            raise ValueError(f"boundary_rule must be one of {BOUNDARY_RULES}, got {boundary_rule!r}")
+            raise ValueError(
+                f"boundary_rule must be one of {BOUNDARY_RULES}, got {boundary_rule!r}"
+            )
         _, c, gh, gw = embedding.shape
         if dense:
             box = (0, ref.shape[-2], 0, ref.shape[-1])
@@ -148,12 +153,17 @@ class Inter2FormerDecoder(nn.Module):
         vq_loss : Tensor, scalar (mean over blocks)
         """
         if boundary_rule not in BOUNDARY_RULES:
-            raise ValueError(f"boundary_rule must be one of {BOUNDARY_RULES}, got {boundary_rule!r}")
+            raise ValueError(
+                f"boundary_rule must be one of {BOUNDARY_RULES}, got {boundary_rule!r}"
+            )
         b, c, gh, gw = embedding.shape
         s = self.prompt.stride
         with torch.no_grad():
             tokens = torch.stack(
-                [boundary_tokens(r[0], prompt_box(r[0], s), boundary_rule, s) for r in ref]
+                [
+                    boundary_tokens(r[0], prompt_box(r[0], s), boundary_rule, s)
+                    for r in ref
+                ]
             )  # (B, H', W')
         x = embedding + self.prompt.embed(ref)
         x = x.flatten(2).transpose(1, 2).contiguous()  # (B, C, H', W') -> (B, N, C)

@@ -14,10 +14,9 @@ each stage to the channels DLU needs.
 
 from __future__ import annotations
 
-
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from ..constants import PIXEL_MEAN, PIXEL_STD
 
@@ -44,19 +43,27 @@ class CannyFrontEnd(nn.Module):
     def __init__(self, threshold: float = CANNY_THRESHOLD) -> None:
         super().__init__()
         self.threshold = threshold
-        g = torch.exp(-torch.arange(-2, 3, dtype=torch.float32) ** 2 / 2.0)  # sigma = 1
+        g = torch.exp(
+            -(torch.arange(-2, 3, dtype=torch.float32) ** 2) / 2.0
+        )  # sigma = 1
         g = g / g.sum()
         sobel = torch.tensor([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]])
         nms = torch.zeros(8, 1, 3, 3)
         for d, (dy, dx) in enumerate(_NEIGHBOURS):
             nms[d, 0, 1, 1] = 1.0
             nms[d, 0, 1 + dy, 1 + dx] = -1.0
-        self.register_buffer("mean", torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(PIXEL_STD).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer(
+            "mean", torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1), persistent=False
+        )
+        self.register_buffer(
+            "std", torch.tensor(PIXEL_STD).view(1, 3, 1, 1), persistent=False
+        )
         self.register_buffer("gauss_h", g.view(1, 1, 1, 5), persistent=False)
         self.register_buffer("gauss_v", g.view(1, 1, 5, 1), persistent=False)
         self.register_buffer("sobel_h", sobel.view(1, 1, 3, 3), persistent=False)
-        self.register_buffer("sobel_v", sobel.t().contiguous().view(1, 1, 3, 3), persistent=False)
+        self.register_buffer(
+            "sobel_v", sobel.t().contiguous().view(1, 1, 3, 3), persistent=False
+        )
         self.register_buffer("nms", nms, persistent=False)
 
     @torch.no_grad()
@@ -69,7 +76,10 @@ class CannyFrontEnd(nn.Module):
         gx = F.conv2d(img, self.sobel_h, padding=1).view(b, c, h, w)
         gy = F.conv2d(img, self.sobel_v, padding=1).view(b, c, h, w)
         mag = torch.sqrt(gx * gx + gy * gy).sum(1, keepdim=True)  # (B, 1, H, W)
-        ori = torch.rad2deg(torch.atan2(gy.sum(1, keepdim=True), gx.sum(1, keepdim=True))) + 180.0
+        ori = (
+            torch.rad2deg(torch.atan2(gy.sum(1, keepdim=True), gx.sum(1, keepdim=True)))
+            + 180.0
+        )
         ori = torch.round(ori / 45.0) * 45.0  # multiples of 45 in [0, 360]
         diffs = F.conv2d(mag, self.nms, padding=1)  # (B, 8, H, W): centre - neighbour
         d = (ori / 45.0).long() % 8
@@ -126,15 +136,20 @@ class EdgeNet(nn.Module):
     ) -> None:
         super().__init__()
         if len(out_channels) != 4 or len(widths) != 4:
-            raise ValueError("out_channels and widths must have 4 entries (one per stage)")
+            raise ValueError(
+                "out_channels and widths must have 4 entries (one per stage)"
+            )
         self.canny = CannyFrontEnd()
         self.stem = nn.Conv2d(5, widths[0], 3, padding=1)
         self.stages = nn.ModuleList(
             nn.Sequential(*[ResBlock(c) for c in [w] * depth]) for w in widths
         )
-        self.laterals = nn.ModuleList(nn.Conv2d(w, o, 1) for w, o in zip(widths, out_channels))
+        self.laterals = nn.ModuleList(
+            nn.Conv2d(w, o, 1) for w, o in zip(widths, out_channels)
+        )
         self.downsamplers = nn.ModuleList(
-            nn.Conv2d(widths[i], widths[i + 1], 3, stride=2, padding=1) for i in range(3)
+            nn.Conv2d(widths[i], widths[i + 1], 3, stride=2, padding=1)
+            for i in range(3)
         )
         if zero_init_laterals:
             for conv in self.laterals:
@@ -143,7 +158,9 @@ class EdgeNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         if x.shape[-1] % 8 or x.shape[-2] % 8:
-            raise ValueError(f"image sides must be multiples of 8, got {tuple(x.shape[-2:])}")
+            raise ValueError(
+                f"image sides must be multiples of 8, got {tuple(x.shape[-2:])}"
+            )
         h = self.stem(self.canny(x))
         outs = []
         for i, (stage, lateral) in enumerate(zip(self.stages, self.laterals)):
@@ -157,5 +174,3 @@ class EdgeNet(nn.Module):
 def count_parameters(module: nn.Module) -> int:
     """Number of parameters of a module."""
     return sum(p.numel() for p in module.parameters())
-
-

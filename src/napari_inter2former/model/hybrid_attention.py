@@ -27,14 +27,14 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from ..constants import TOKEN_STRIDE, UNKNOWN
 from .common import ParameterCache
 from .rope import RoPE2d
 
-__all__ = ["BOUNDARY_RULES", "boundary_tokens", "HybridAttention"]
+__all__ = ["BOUNDARY_RULES", "HybridAttention", "boundary_tokens"]
 
 BOUNDARY_RULES = ("box", "boundary")
 BOUNDARY_KERNEL = 7  # local-variation window of the "boundary" rule
@@ -118,10 +118,16 @@ class HybridAttention(nn.Module):
         self.qkv_proj = nn.Linear(embed_dim, 3 * attn_dim)
         self.o_proj = nn.Linear(attn_dim, embed_dim)
         self.code_proj = nn.Linear(attn_dim, code_size)
-        self.codebook = nn.Parameter(torch.randn(2 * code_size, attn_dim) / math.sqrt(attn_dim))
+        self.codebook = nn.Parameter(
+            torch.randn(2 * code_size, attn_dim) / math.sqrt(attn_dim)
+        )
         self.rope = RoPE2d(attn_dim, rope_theta, rope_ratio)
-        bits = (torch.arange(2**code_size)[:, None] >> torch.arange(code_size - 1, -1, -1)) & 1
-        self.register_buffer("code_bits", bits.float(), persistent=False)  # (2**k, k), MSB first
+        bits = (
+            torch.arange(2**code_size)[:, None] >> torch.arange(code_size - 1, -1, -1)
+        ) & 1
+        self.register_buffer(
+            "code_bits", bits.float(), persistent=False
+        )  # (2**k, k), MSB first
         self.register_buffer(
             "code_weights", 2 ** torch.arange(code_size - 1, -1, -1), persistent=False
         )
@@ -137,7 +143,9 @@ class HybridAttention(nn.Module):
         """The 2**k possible quantised keys, shape (2**k, d); cached when autograd is off."""
         if torch.is_grad_enabled():
             return self.quantised_keys(self.code_bits)
-        return self._keys_cache.get([self.codebook], lambda: self.quantised_keys(self.code_bits))
+        return self._keys_cache.get(
+            [self.codebook], lambda: self.quantised_keys(self.code_bits)
+        )
 
     def codes(self, k: torch.Tensor) -> torch.Tensor:
         """Normalised code projections c, shape (..., code_size), of keys (..., d)."""
@@ -180,16 +188,22 @@ class HybridAttention(nn.Module):
             out[inv] = self._bsq_eval(q[inv], k, v)
         return self.o_proj(out)
 
-    def _bsq_eval(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    def _bsq_eval(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
+    ) -> torch.Tensor:
         """BSQ attention of queries (N_q, d) over keys/values (N, d) via occupied codes."""
         n_codes = 2**self.code_size
-        index = ((self.codes(k) >= 0).long() * self.code_weights).sum(-1)  # (N,) code ids
+        index = ((self.codes(k) >= 0).long() * self.code_weights).sum(
+            -1
+        )  # (N,) code ids
         counts = torch.bincount(index, minlength=n_codes)  # (2**k,)
         v_sum = torch.zeros(n_codes, v.shape[-1], dtype=v.dtype, device=v.device)
         v_sum.index_add_(0, index, v)
         occupied = torch.nonzero(counts).flatten()  # (M,)
         keys = self.code_keys()[occupied]  # (M, d)
-        attn = torch.softmax(q @ keys.t() / math.sqrt(self.attn_dim), dim=-1)  # (N_q, M)
+        attn = torch.softmax(
+            q @ keys.t() / math.sqrt(self.attn_dim), dim=-1
+        )  # (N_q, M)
         num = attn @ v_sum[occupied]  # (N_q, d)
         den = attn @ counts[occupied].to(v.dtype)[:, None]  # (N_q, 1)
         return num / den
@@ -215,7 +229,9 @@ class HybridAttention(nn.Module):
         q, k, v = self._qkv(x)  # (B, N, d) each
         c = self.codes(k)  # (B, N, code)
         bits = (c >= 0).to(c.dtype)
-        soft = (c * math.sqrt(self.code_size) + 1.0) / 2.0  # = bits where c = +-1/sqrt(k)
+        soft = (
+            c * math.sqrt(self.code_size) + 1.0
+        ) / 2.0  # = bits where c = +-1/sqrt(k)
         bits_st = bits + (soft - soft.detach())  # forward: bits; gradient: to c
         keys = self.quantised_keys(bits_st)  # (B, N, d)
         hard = (2.0 * bits - 1.0) / math.sqrt(self.code_size)

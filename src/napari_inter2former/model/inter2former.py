@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from ..constants import PIXEL_MEAN, PIXEL_STD, TOKEN_STRIDE
 from .decoder import Inter2FormerDecoder
@@ -41,14 +41,16 @@ class ImageFeatures:
     embedding: torch.Tensor
     edges: tuple[torch.Tensor, ...]
 
-    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "ImageFeatures":
+    def to(
+        self, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> ImageFeatures:
         """A copy moved to ``device`` / cast to ``dtype``."""
         return ImageFeatures(
             self.embedding.to(device=device, dtype=dtype),
             tuple(e.to(device=device, dtype=dtype) for e in self.edges),
         )
 
-    def __getitem__(self, index) -> "ImageFeatures":
+    def __getitem__(self, index) -> ImageFeatures:
         """Select images of the batch (an int keeps the batch axis)."""
         if isinstance(index, int):
             index = slice(index, index + 1)
@@ -87,7 +89,9 @@ class Inter2Former(nn.Module):
     ) -> None:
         super().__init__()
         if image_size % (TOKEN_STRIDE * 2):
-            raise ValueError(f"image_size must be a multiple of {TOKEN_STRIDE * 2}, got {image_size}")
+            raise ValueError(
+                f"image_size must be a multiple of {TOKEN_STRIDE * 2}, got {image_size}"
+            )
         self.image_encoder = image_encoder
         self.edge_net = edge_net
         self.decoder = decoder
@@ -95,8 +99,12 @@ class Inter2Former(nn.Module):
         self.image_size = image_size
         self.model_id = model_id
         self.boundary_rule = boundary_rule
-        self.register_buffer("pixel_mean", torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(PIXEL_STD).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer(
+            "pixel_mean", torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1), persistent=False
+        )
+        self.register_buffer(
+            "pixel_std", torch.tensor(PIXEL_STD).view(1, 3, 1, 1), persistent=False
+        )
 
     @property
     def boundary_rule(self) -> str:
@@ -105,7 +113,9 @@ class Inter2Former(nn.Module):
     @boundary_rule.setter
     def boundary_rule(self, rule: str) -> None:
         if rule not in BOUNDARY_RULES:
-            raise ValueError(f"boundary_rule must be one of {BOUNDARY_RULES}, got {rule!r}")
+            raise ValueError(
+                f"boundary_rule must be one of {BOUNDARY_RULES}, got {rule!r}"
+            )
         self._boundary_rule = rule
 
     @property
@@ -130,7 +140,9 @@ class Inter2Former(nn.Module):
 
         rgb = np.asarray(rgb)
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-            raise ValueError(f"expected an (M, N, 3) uint8 RGB image, got {rgb.shape} {rgb.dtype}")
+            raise ValueError(
+                f"expected an (M, N, 3) uint8 RGB image, got {rgb.shape} {rgb.dtype}"
+            )
         if min(rgb.shape[:2]) == 0:
             raise ValueError(f"image is empty (shape {rgb.shape})")
         t = self.image_size
@@ -138,7 +150,13 @@ class Inter2Former(nn.Module):
         x = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device)
         x = x.permute(2, 0, 1)[None].float()  # (M, N, 3) -> (1, 3, M, N)
         if (rows, cols) != rgb.shape[:2]:
-            x = F.interpolate(x, size=(rows, cols), mode="bilinear", align_corners=False, antialias=True)
+            x = F.interpolate(
+                x,
+                size=(rows, cols),
+                mode="bilinear",
+                align_corners=False,
+                antialias=True,
+            )
         x = (x - self.pixel_mean) / self.pixel_std
         return F.pad(x, (0, t - cols, 0, t - rows))  # (1, 3, T, T)
 
@@ -151,13 +169,17 @@ class Inter2Former(nn.Module):
         """
         t = self.image_size
         if x.ndim != 4 or tuple(x.shape[1:]) != (3, t, t):
-            raise ValueError(f"expected input of shape (B, 3, {t}, {t}), got {tuple(x.shape)}")
+            raise ValueError(
+                f"expected input of shape (B, 3, {t}, {t}), got {tuple(x.shape)}"
+            )
         return ImageFeatures(self.image_encoder(x), tuple(self.edge_net(x)))
 
     def _check(self, feats: ImageFeatures, ref: torch.Tensor) -> None:
         t = self.image_size
         if ref.ndim != 4 or tuple(ref.shape[1:]) != (1, t, t):
-            raise ValueError(f"ref must have shape (B, 1, {t}, {t}), got {tuple(ref.shape)}")
+            raise ValueError(
+                f"ref must have shape (B, 1, {t}, {t}), got {tuple(ref.shape)}"
+            )
         if feats.embedding.shape[0] != ref.shape[0]:
             raise ValueError(
                 f"features hold {feats.embedding.shape[0]} images but ref holds {ref.shape[0]} maps"
@@ -194,14 +216,20 @@ class Inter2Former(nn.Module):
         """
         self._check(feats, ref)
         if ref.shape[0] != 1:
-            raise ValueError(f"decode takes one image (batch size 1), got {ref.shape[0]}")
+            raise ValueError(
+                f"decode takes one image (batch size 1), got {ref.shape[0]}"
+            )
         rule = self.boundary_rule if boundary_rule is None else boundary_rule
         g, info = self.decoder(feats.embedding, ref, rule, dense=dense)
         logits, info["dlu_box"] = self.upsampler(g, feats.edges, dense=dense)
         return (logits, info) if return_info else logits
 
     def forward_train(
-        self, feats: ImageFeatures, ref: torch.Tensor, *, boundary_rule: str | None = None
+        self,
+        feats: ImageFeatures,
+        ref: torch.Tensor,
+        *,
+        boundary_rule: str | None = None,
     ) -> dict[str, torch.Tensor]:
         """Differentiable whole-image path over a batch (BSQ straight-through).
 
@@ -222,6 +250,8 @@ class Inter2Former(nn.Module):
         logits, coarse = self.upsampler.forward_train(g, feats.edges)
         return {"logits": logits, "coarse_logits": coarse, "vq_loss": vq_loss}
 
-    def forward(self, feats: ImageFeatures, ref: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(
+        self, feats: ImageFeatures, ref: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         """Same as :meth:`forward_train`."""
         return self.forward_train(feats, ref)

@@ -17,8 +17,8 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 __all__ = ["HybridMoE"]
 
@@ -69,13 +69,17 @@ class HybridMoE(nn.Module):
 
     def shared(self, x: torch.Tensor) -> torch.Tensor:
         """Shared expert, (..., C) -> (..., C)."""
-        return self.shared_w3(self.shared_ln(F.silu(self.shared_w1(x)) * self.shared_w2(x)))
+        return self.shared_w3(
+            self.shared_ln(F.silu(self.shared_w1(x)) * self.shared_w2(x))
+        )
 
     def expert(self, x: torch.Tensor, e: int) -> torch.Tensor:
         """Routed expert ``e``, (n, C) -> (n, C)."""
         h1 = F.linear(x, self.expert_w1[e], self.expert_b1[e])
         h2 = F.linear(x, self.expert_w2[e], self.expert_b2[e])
-        return F.linear(self.expert_ln(F.silu(h1) * h2), self.expert_w3[e], self.expert_b3[e])
+        return F.linear(
+            self.expert_ln(F.silu(h1) * h2), self.expert_w3[e], self.expert_b3[e]
+        )
 
     def route(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Expert index (n,) and mixing weights (n,), (n,) of shared and expert outputs."""
@@ -121,7 +125,9 @@ class HybridMoE(nn.Module):
         order = torch.argsort(choice, stable=True)
         counts = torch.bincount(choice, minlength=self.num_experts).tolist()
         chunks = torch.split(x[order], counts)  # contiguous slice per expert
-        outs = [self.expert(chunk, e) for e, chunk in enumerate(chunks) if chunk.shape[0]]
+        outs = [
+            self.expert(chunk, e) for e, chunk in enumerate(chunks) if chunk.shape[0]
+        ]
         sorted_out = torch.cat(outs, dim=0)  # (n, C) in expert order
         return torch.empty_like(sorted_out).index_copy(0, order, sorted_out)
 

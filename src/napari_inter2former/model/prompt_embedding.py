@@ -16,9 +16,10 @@ from a whole-image run.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
+from torch import nn
 
 from ..constants import NUM_REFERENCE_CODES, POSSIBLY_BACKGROUND, TOKEN_STRIDE
 from .common import ParameterCache, mask_bbox
@@ -26,7 +27,9 @@ from .common import ParameterCache, mask_bbox
 __all__ = ["DynamicPromptEmbedding", "prompt_box"]
 
 
-def prompt_box(ref: torch.Tensor, stride: int = TOKEN_STRIDE) -> tuple[int, int, int, int]:
+def prompt_box(
+    ref: torch.Tensor, stride: int = TOKEN_STRIDE
+) -> tuple[int, int, int, int]:
     """The DPE box of one reference map, in pixels.
 
     Parameters
@@ -69,15 +72,19 @@ class DynamicPromptEmbedding(nn.Module):
 
     stride = TOKEN_STRIDE
 
-    def __init__(self, embed_dim: int = 256, hidden_dims: tuple[int, ...] = (32, 64, 128)) -> None:
+    def __init__(
+        self, embed_dim: int = 256, hidden_dims: tuple[int, ...] = (32, 64, 128)
+    ) -> None:
         super().__init__()
         if len(hidden_dims) != 3:
-            raise ValueError("hidden_dims must hold 3 widths (4 stride-2 convs give stride 16)")
+            raise ValueError(
+                "hidden_dims must hold 3 widths (4 stride-2 convs give stride 16)"
+            )
         self.embed_dim = embed_dim
         self.ref_embed = nn.Embedding(NUM_REFERENCE_CODES, NUM_REFERENCE_CODES)
         dims = (NUM_REFERENCE_CODES, *hidden_dims, embed_dim)
         layers: list[nn.Module] = []
-        for cin, cout in zip(dims[:-1], dims[1:]):
+        for cin, cout in pairwise(dims):
             layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1), nn.ReLU()]
         self.convs = nn.Sequential(*layers)
         self._bg_cache = ParameterCache()
@@ -98,8 +105,12 @@ class DynamicPromptEmbedding(nn.Module):
 
     def _compute_background(self) -> torch.Tensor:
         device = self.ref_embed.weight.device
-        patch = torch.full((1, 1, 3 * self.stride, 3 * self.stride), POSSIBLY_BACKGROUND, device=device)
-        return self.embed(patch)[0, :, 1, 1]  # centre token: no zero padding in its field
+        patch = torch.full(
+            (1, 1, 3 * self.stride, 3 * self.stride), POSSIBLY_BACKGROUND, device=device
+        )
+        return self.embed(patch)[
+            0, :, 1, 1
+        ]  # centre token: no zero padding in its field
 
     def background(self) -> torch.Tensor:
         """e_bg, shape (C,): the embedding of an infinite POSSIBLY_BACKGROUND field.
@@ -127,13 +138,21 @@ class DynamicPromptEmbedding(nn.Module):
         Tensor of shape (1, C, H / 16, W / 16)
         """
         if ref.shape[0] != 1:
-            raise ValueError(f"the cropped DPE path takes one map, got a batch of {ref.shape[0]}")
+            raise ValueError(
+                f"the cropped DPE path takes one map, got a batch of {ref.shape[0]}"
+            )
         _, _, h, w = ref.shape
         s = self.stride
         r0, r1, c0, c1 = prompt_box(ref[0, 0], s) if box is None else box
         if (r0, r1, c0, c1) == (0, h, 0, w):
             return self.embed(ref)
-        out = self.background().view(1, -1, 1, 1).expand(1, self.embed_dim, h // s, w // s)
+        out = (
+            self.background()
+            .view(1, -1, 1, 1)
+            .expand(1, self.embed_dim, h // s, w // s)
+        )
         out = out.clone()
-        out[:, :, r0 // s : r1 // s, c0 // s : c1 // s] = self.embed(ref[:, :, r0:r1, c0:c1])
+        out[:, :, r0 // s : r1 // s, c0 // s : c1 // s] = self.embed(
+            ref[:, :, r0:r1, c0:c1]
+        )
         return out

@@ -10,9 +10,9 @@ A pair (u0, u1) becomes (u0 cos + u1 sin, u1 cos - u0 sin).
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
+from torch import nn
 
-__all__ = ["RoPE2d", "rope_tables", "apply_rope"]
+__all__ = ["RoPE2d", "apply_rope", "rope_tables"]
 
 
 def rope_tables(
@@ -31,12 +31,18 @@ def rope_tables(
         Row-major token order; column p is the angle of channel pair p.
     """
     if head_dim % 4 != 0:
-        raise ValueError(f"head_dim must be a multiple of 4 for 2-D RoPE, got {head_dim}")
+        raise ValueError(
+            f"head_dim must be a multiple of 4 for 2-D RoPE, got {head_dim}"
+        )
     quarter = head_dim // 4
-    freqs = theta ** (-2.0 * torch.arange(quarter, dtype=torch.float64) / (head_dim // 2))
+    freqs = theta ** (
+        -2.0 * torch.arange(quarter, dtype=torch.float64) / (head_dim // 2)
+    )
     ys = torch.arange(height, dtype=torch.float64).repeat_interleave(width)  # (N,)
     xs = torch.arange(width, dtype=torch.float64).repeat(height)  # (N,)
-    angles = torch.cat([ys[:, None] * freqs, xs[:, None] * freqs], dim=1) * ratio  # (N, D/2)
+    angles = (
+        torch.cat([ys[:, None] * freqs, xs[:, None] * freqs], dim=1) * ratio
+    )  # (N, D/2)
     return angles.cos().float().to(device), angles.sin().float().to(device)
 
 
@@ -62,14 +68,18 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 class RoPE2d(nn.Module):
     """Holds RoPE settings and a small cache of tables keyed by grid size and device."""
 
-    def __init__(self, head_dim: int, theta: float = 10000.0, ratio: float = 0.5) -> None:
+    def __init__(
+        self, head_dim: int, theta: float = 10000.0, ratio: float = 0.5
+    ) -> None:
         super().__init__()
         self.head_dim = head_dim
         self.theta = theta
         self.ratio = ratio
         self._tables: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def tables(self, height: int, width: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    def tables(
+        self, height: int, width: int, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(cos, sin), each of shape (height * width, head_dim // 2); cached (at most 4 grids)."""
         key = (height, width, str(device))
         if key not in self._tables:
@@ -81,7 +91,9 @@ class RoPE2d(nn.Module):
                 )
         return self._tables[key]
 
-    def forward(self, x: torch.Tensor, positions: torch.Tensor | None, grid: tuple[int, int]) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, positions: torch.Tensor | None, grid: tuple[int, int]
+    ) -> torch.Tensor:
         """Rotate ``x`` (..., N, D) for the given flat token positions (N,) of a grid.
 
         ``positions=None`` means all grid tokens in row-major order.

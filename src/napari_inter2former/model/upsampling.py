@@ -12,9 +12,11 @@ coarse logits for their auxiliary loss; the localiser sees detached features.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from ..constants import DLU_THRESHOLD, OUTSIDE_LOGIT
 from .common import mask_bbox
@@ -32,7 +34,9 @@ def stage_channels(embed_dim: int) -> tuple[int, ...]:
 class UpsampleStage(nn.Module):
     """GroupNorm(1, C) -> bicubic x2 -> + edge map -> conv3x3 (-> SiLU)."""
 
-    def __init__(self, in_channels: int, out_channels: int, activate: bool, eps: float = 1e-5) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, activate: bool, eps: float = 1e-5
+    ) -> None:
         super().__init__()
         self.norm = nn.GroupNorm(1, in_channels, eps=eps)
         self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1)
@@ -75,13 +79,14 @@ class DynamicLocalUpsampling(nn.Module):
         self.threshold = threshold
         ch = stage_channels(embed_dim)
         layers: list[nn.Module] = []
-        for i, (cin, cout) in enumerate(zip(ch[:-1], ch[1:])):
+        for i, (cin, cout) in enumerate(pairwise(ch)):
             layers.append(nn.Conv2d(cin, cout, 1))
             if i < NUM_STAGES - 1:
                 layers.append(nn.SiLU())
         self.localiser = nn.Sequential(*layers)
         self.stages = nn.ModuleList(
-            UpsampleStage(ch[j], ch[j + 1], activate=j < NUM_STAGES - 1) for j in range(NUM_STAGES)
+            UpsampleStage(ch[j], ch[j + 1], activate=j < NUM_STAGES - 1)
+            for j in range(NUM_STAGES)
         )
 
     @property
@@ -147,12 +152,22 @@ class DynamicLocalUpsampling(nn.Module):
         if box == (0, gh, 0, gw):
             return self.upsample(g, edges)[0], box
         crops = [
-            e[:, :, r0 * 2 ** (j + 1) : r1 * 2 ** (j + 1), c0 * 2 ** (j + 1) : c1 * 2 ** (j + 1)]
+            e[
+                :,
+                :,
+                r0 * 2 ** (j + 1) : r1 * 2 ** (j + 1),
+                c0 * 2 ** (j + 1) : c1 * 2 ** (j + 1),
+            ]
             for j, e in enumerate(edges)
         ]
         local, _ = self.upsample(g[:, :, r0:r1, c0:c1], crops)
         s = 2**NUM_STAGES
-        out = torch.full((1, 1, gh * s, gw * s), OUTSIDE_LOGIT, dtype=local.dtype, device=local.device)
+        out = torch.full(
+            (1, 1, gh * s, gw * s),
+            OUTSIDE_LOGIT,
+            dtype=local.dtype,
+            device=local.device,
+        )
         out[:, :, r0 * s : r1 * s, c0 * s : c1 * s] = local
         return out, box
 
