@@ -77,15 +77,19 @@ def test_build_pool_and_batch(micro, tmp_path):
     x = model.preprocess(views[3].rgb)
     with torch.no_grad():
         expected = model.image_encoder(x)[0]
-    torch.testing.assert_close(pool.embeddings[3].float(), expected, atol=2e-3, rtol=1e-2)
+    torch.testing.assert_close(
+        pool.embeddings[3].float(), expected, atol=2e-3, rtol=1e-2
+    )
     picks = pool.sample(np.random.default_rng(0), 3)
-    image, emb, gt, valid = pool.batch(picks, "cpu")
+    image, _, gt, valid = pool.batch(picks, "cpu")
     assert image.shape == (3, 3, t, t) and gt.shape == valid.shape == (3, 1, t, t)
     assert all(gt[b].sum() >= 8 for b in range(3))
     assert not (gt & ~valid).any()
     pool.save(tmp_path / "pool.pt")
     again = FeaturePool.load(tmp_path / "pool.pt")
-    assert again.names == pool.names and torch.equal(again.embeddings[1], pool.embeddings[1])
+    assert again.names == pool.names and torch.equal(
+        again.embeddings[1], pool.embeddings[1]
+    )
 
 
 def test_build_pool_limit_and_deadline(micro):
@@ -103,11 +107,18 @@ def test_real_sets_split_without_overlap():
         train = load_real_set(DATA, name, "train")
         val = load_real_set(DATA, name, "val")
         assert train and val
-        assert all(v.rgb.dtype == np.uint8 and v.rgb.shape[:2] == v.labels.shape for v in train + val)
+        assert all(
+            v.rgb.dtype == np.uint8 and v.rgb.shape[:2] == v.labels.shape
+            for v in train + val
+        )
     train = load_real_set(DATA, "plantseg", "train")
     val = load_real_set(DATA, "plantseg", "val")
     z_val = {int(v.name.split("z=")[1][:-1]) for v in val if "nuclei" in v.name}
-    z_train = {int(v.name.split("z=")[1][:-1]) for v in train if "nuclei" in v.name and "z=" in v.name}
+    z_train = {
+        int(v.name.split("z=")[1][:-1])
+        for v in train
+        if "nuclei" in v.name and "z=" in v.name
+    }
     assert min(z_val) > max(z_train) + 1  # a gap of at least one plane
     with pytest.raises(ValueError, match="split"):
         load_real_set(DATA, "plantseg", "test")

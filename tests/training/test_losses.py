@@ -49,8 +49,12 @@ def test_nfl_ignores_invalid_pixels_and_is_per_image_mean():
     b = normalized_focal_loss(changed, target, valid)
     assert a.item() == pytest.approx(b.item())
     # mean over the batch of per-image losses
-    both = normalized_focal_loss(torch.cat([logits, changed]), torch.cat([target, target]))
-    singles = normalized_focal_loss(logits, target) + normalized_focal_loss(changed, target)
+    both = normalized_focal_loss(
+        torch.cat([logits, changed]), torch.cat([target, target])
+    )
+    singles = normalized_focal_loss(logits, target) + normalized_focal_loss(
+        changed, target
+    )
     assert both.item() == pytest.approx(singles.item() / 2, rel=1e-5)
 
 

@@ -36,7 +36,9 @@ def _batch(b=2):
 def _model_and_optimizer(config, lr=1e-3):
     torch.manual_seed(0)
     model = build_from_config(config)
-    params = [p for n, p in model.named_parameters() if not n.startswith("image_encoder.")]
+    params = [
+        p for n, p in model.named_parameters() if not n.startswith("image_encoder.")
+    ]
     return model, torch.optim.AdamW(params, lr=lr)
 
 
@@ -46,7 +48,12 @@ def test_loss_decreases_on_a_fixed_batch(micro):
     losses = []
     for step in range(12):
         stats = train_step(
-            model, opt, *batch, np.random.default_rng(0), num_rounds=0, prior_mask_prob=0.0,
+            model,
+            opt,
+            *batch,
+            np.random.default_rng(0),
+            num_rounds=0,
+            prior_mask_prob=0.0,
             first_click_deepest=1.0,
         )
         losses.append(stats["loss"])
@@ -58,7 +65,9 @@ def test_loss_decreases_on_a_fixed_batch(micro):
 def test_step_trains_decoder_only_and_balances_experts(micro):
     model, opt = _model_and_optimizer(micro)
     encoder_before = {k: v.clone() for k, v in model.image_encoder.state_dict().items()}
-    bias_before = [b.clone() for n, b in model.named_buffers() if n.endswith("exp_bias")]
+    bias_before = [
+        b.clone() for n, b in model.named_buffers() if n.endswith("exp_bias")
+    ]
     assert bias_before, "the model has no HMoE balancing bias"
     decoder_before = {k: v.clone() for k, v in model.decoder.state_dict().items()}
     stats = train_step(model, opt, *_batch(), np.random.default_rng(3), num_rounds=2)
@@ -66,7 +75,10 @@ def test_step_trains_decoder_only_and_balances_experts(micro):
     for k, v in model.image_encoder.state_dict().items():
         assert torch.equal(v, encoder_before[k])
     assert all(p.grad is None for p in model.image_encoder.parameters())
-    assert any(not torch.equal(v, decoder_before[k]) for k, v in model.decoder.state_dict().items())
+    assert any(
+        not torch.equal(v, decoder_before[k])
+        for k, v in model.decoder.state_dict().items()
+    )
     bias_after = [b for n, b in model.named_buffers() if n.endswith("exp_bias")]
     assert any(not torch.equal(a, b) for a, b in zip(bias_before, bias_after))
 
@@ -75,8 +87,12 @@ def test_same_rng_same_step(micro):
     results = []
     for _ in range(2):
         model, opt = _model_and_optimizer(micro)
-        stats = train_step(model, opt, *_batch(), np.random.default_rng(5), max_rounds=3)
-        results.append((stats, {k: v.clone() for k, v in model.decoder.state_dict().items()}))
+        stats = train_step(
+            model, opt, *_batch(), np.random.default_rng(5), max_rounds=3
+        )
+        results.append(
+            (stats, {k: v.clone() for k, v in model.decoder.state_dict().items()})
+        )
     assert results[0][0] == results[1][0]
     for k, v in results[0][1].items():
         assert torch.equal(v, results[1][1][k])
@@ -94,14 +110,20 @@ def test_num_rounds_law():
 def test_initial_reference_click_or_prior():
     _, _, gt, valid = _batch()
     gt_np, valid_np = gt[:, 0].numpy(), valid[:, 0].numpy()
-    ref, prior = initial_reference(gt_np, valid_np, np.random.default_rng(0), prior_mask_prob=0.0)
+    ref, prior = initial_reference(
+        gt_np, valid_np, np.random.default_rng(0), prior_mask_prob=0.0
+    )
     assert not prior.any()
     for i in range(2):
         codes = ref[i, 0]
         disc = codes == DEFINITELY_FOREGROUND
-        assert disc.any() and gt[i, 0][disc].all()  # the first click is inside the object
+        assert (
+            disc.any() and gt[i, 0][disc].all()
+        )  # the first click is inside the object
         assert set(torch.unique(codes).tolist()) == {UNKNOWN, DEFINITELY_FOREGROUND}
-    ref, prior = initial_reference(gt_np, valid_np, np.random.default_rng(0), prior_mask_prob=1.0)
+    ref, prior = initial_reference(
+        gt_np, valid_np, np.random.default_rng(0), prior_mask_prob=1.0
+    )
     assert prior.all()
     codes = ref[0, 0]
     assert (codes == POSSIBLY_FOREGROUND).any() and (codes == POSSIBLY_BACKGROUND).any()

@@ -26,7 +26,9 @@ def test_image_and_label_properties(kind):
         assert s.image.max() > s.image.min()  # not a constant image
         assert s.labels.dtype == np.int32
         ids = np.unique(s.labels)
-        np.testing.assert_array_equal(ids[ids > 0], np.arange(1, s.labels.max() + 1))  # sequential
+        np.testing.assert_array_equal(
+            ids[ids > 0], np.arange(1, s.labels.max() + 1)
+        )  # sequential
         assert s.labels.max() >= 1
         assert s.meta["kind"] == kind
 

@@ -4,33 +4,37 @@ import numpy as np
 import pytest
 import torch
 
-from napari_inter2former.model.build import DECODER_FILE, build_model, decoder_state_dict
+from napari_inter2former.model.build import (
+    DECODER_FILE,
+    build_model,
+    decoder_state_dict,
+)
 from napari_inter2former.training.config import TrainConfig, load_config
 from napari_inter2former.training.train import Trainer, get_lr, main, parse_args
 
 
 def _config(tmp_path, name, **changes):
-    values = dict(
-        model=name,
-        pretrained_encoder=False,
-        real_sets=(),
-        num_synthetic=3,
-        synthetic_size=(48, 96),
-        num_workers=1,
-        cache_dir=None,
-        max_rounds=2,
-        batch_size=2,
-        warmup_steps=1,
-        max_steps=4,
-        log_every=2,
-        val_every=100,
-        ckpt_every=100,
-        val_objects=1,
-        val_views=1,
-        val_clicks=2,
-        min_object_area=8,
-        out=str(tmp_path / "run"),
-    )
+    values = {
+        "model": name,
+        "pretrained_encoder": False,
+        "real_sets": (),
+        "num_synthetic": 3,
+        "synthetic_size": (48, 96),
+        "num_workers": 1,
+        "cache_dir": None,
+        "max_rounds": 2,
+        "batch_size": 2,
+        "warmup_steps": 1,
+        "max_steps": 4,
+        "log_every": 2,
+        "val_every": 100,
+        "ckpt_every": 100,
+        "val_objects": 1,
+        "val_views": 1,
+        "val_clicks": 2,
+        "min_object_area": 8,
+        "out": str(tmp_path / "run"),
+    }
     values.update(changes)
     return TrainConfig(**values)
 
@@ -63,7 +67,10 @@ def test_resume_repeats_the_uninterrupted_run(micro_name, tmp_path):
     a, b = decoder_state_dict(straight.model), decoder_state_dict(second.model)
     for key in a:
         assert torch.equal(a[key], b[key]), key
-    sa, sb = straight.optimizer.state_dict()["state"], second.optimizer.state_dict()["state"]
+    sa, sb = (
+        straight.optimizer.state_dict()["state"],
+        second.optimizer.state_dict()["state"],
+    )
     for key in sa:
         assert torch.equal(sa[key]["exp_avg_sq"], sb[key]["exp_avg_sq"])
 
@@ -73,19 +80,33 @@ def test_command_line_run_writes_loadable_weights(micro_name, tmp_path):
     path = tmp_path / "cfg.json"
     path.write_text(json.dumps(cfg.to_dict()))
     out = tmp_path / "cli"
-    assert main(["--config", str(path), "--out", str(out), "--set", "val_clicks=3"]) == 0
-    for name in ("checkpoint.pt", "optimizer.pt", DECODER_FILE, "train_log.jsonl", "config.json", "summary.json"):
+    assert (
+        main(["--config", str(path), "--out", str(out), "--set", "val_clicks=3"]) == 0
+    )
+    for name in (
+        "checkpoint.pt",
+        "optimizer.pt",
+        DECODER_FILE,
+        "train_log.jsonl",
+        "config.json",
+        "summary.json",
+    ):
         assert (out / name).is_file(), name
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 2 and "noc90" in summary["final_val"]
-    events = [json.loads(line)["event"] for line in (out / "train_log.jsonl").read_text().splitlines()]
+    events = [
+        json.loads(line)["event"]
+        for line in (out / "train_log.jsonl").read_text().splitlines()
+    ]
     assert {"config", "data", "train", "val", "end"} <= set(events)
     assert json.loads((out / "config.json").read_text())["val_clicks"] == 3
     # the shipped-format file loads into a fresh model of the same variant
     model = build_model(micro_name, decoder_weights=out / DECODER_FILE)
     state = torch.load(out / "checkpoint.pt", weights_only=False)["model"]
     for key, value in decoder_state_dict(model).items():
-        torch.testing.assert_close(value, state[key].to(value.dtype), atol=1e-2, rtol=1e-2)  # fp16 file
+        torch.testing.assert_close(
+            value, state[key].to(value.dtype), atol=1e-2, rtol=1e-2
+        )  # fp16 file
 
 
 def test_time_budget_stops_and_saves(micro_name, tmp_path):
@@ -99,8 +120,19 @@ def test_time_budget_stops_and_saves(micro_name, tmp_path):
 
 
 def test_parse_args_and_config_files(tmp_path):
-    cfg, _ = parse_args(["--config", "tiny", "--device", "cpu", "--time-budget-min", "3",
-                         "--set", "lr=0.001", "real_sets=[\"bian\"]"])
+    cfg, _ = parse_args(
+        [
+            "--config",
+            "tiny",
+            "--device",
+            "cpu",
+            "--time-budget-min",
+            "3",
+            "--set",
+            "lr=0.001",
+            'real_sets=["bian"]',
+        ]
+    )
     assert cfg.model == "tiny" and cfg.time_budget_min == 3 and cfg.lr == 0.001
     assert cfg.real_sets == ("bian",)
     for name in ("cpu", "gpu", "tiny"):

@@ -8,4 +8,10 @@ from .config import TrainConfig, load_config
 from .losses import normalized_focal_loss
 from .synthetic import SyntheticImage, synthetic_image
 
-__all__ = ["TrainConfig", "load_config", "normalized_focal_loss", "SyntheticImage", "synthetic_image"]
+__all__ = [
+    "SyntheticImage",
+    "TrainConfig",
+    "load_config",
+    "normalized_focal_loss",
+    "synthetic_image",
+]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["region_depth", "random_error_click", "first_click"]
+__all__ = ["first_click", "random_error_click", "region_depth"]
 
 DEFAULT_MAX_SIDE = 192  # depth maps are computed on at most this many pixels per side
 
@@ -83,7 +83,9 @@ def _draw(
     block = region[r0 : r0 + factor, c0 : c0 + factor]
     inside = np.flatnonzero(block)
     if inside.size == 0:  # block chosen by the fallback rule with no pixel: its centre
-        return int(min(r0 + factor // 2, region.shape[0] - 1)), int(min(c0 + factor // 2, region.shape[1] - 1))
+        return int(min(r0 + factor // 2, region.shape[0] - 1)), int(
+            min(c0 + factor // 2, region.shape[1] - 1)
+        )
     br, bc = np.unravel_index(int(inside[rng.integers(inside.size)]), block.shape)
     return int(r0 + br), int(c0 + bc)
 
@@ -128,7 +130,9 @@ def random_error_click(
     gt = np.asarray(gt, dtype=bool)
     pred = np.zeros_like(gt) if pred is None else np.asarray(pred, dtype=bool)
     if pred.shape != gt.shape or (valid is not None and np.shape(valid) != gt.shape):
-        raise ValueError(f"gt, pred and valid must have one shape, got {gt.shape}, {pred.shape}")
+        raise ValueError(
+            f"gt, pred and valid must have one shape, got {gt.shape}, {pred.shape}"
+        )
     fn = gt & ~pred
     fp = pred & ~gt
     if valid is not None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TrainConfig", "load_config", "CONFIG_DIR"]
+__all__ = ["CONFIG_DIR", "TrainConfig", "load_config"]
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -25,7 +25,9 @@ class TrainConfig:
     # --- model ---
     model: str = "default"  # build_model variant; "tiny" for tests
     pretrained_encoder: bool = True  # load the MobileSAM TinyViT weights (frozen)
-    init_weights: str | None = None  # decoder weights to start from (safetensors), optional
+    init_weights: str | None = (
+        None  # decoder weights to start from (safetensors), optional
+    )
 
     # --- data ---
     data_root: str = "../shared/data"  # folder holding train/<set>/{images,masks}
@@ -37,16 +39,25 @@ class TrainConfig:
     synthetic_size: tuple[int, int] = (128, 1024)  # range of synthetic image sides (px)
     val_fraction: float = 0.1  # share of real images (slices) held out for validation
     num_workers: int = 2  # processes for synthetic generation and image loading
-    cache_dir: str | None = "cache/train"  # where embeddings are cached (None: memory only)
-    cache_dtype: str = "float16"  # dtype of the cached embeddings and images
+    cache_dir: str | None = (
+        "cache/train"  # where embeddings are cached (None: memory only)
+    )
 
     # --- interaction simulation ---
-    max_rounds: int = 20  # at most this many no-grad click rounds before the gradient step
+    max_rounds: int = (
+        20  # at most this many no-grad click rounds before the gradient step
+    )
     rounds_gamma: float = 0.6  # P(n rounds) proportional to gamma ** n
     click_k: float = 1.7  # training clicks: any pixel deeper than max_depth / click_k
-    first_click_deepest: float = 0.5  # probability that the first click is the deepest point
-    prior_mask_prob: float = 0.2  # start from a perturbed ground-truth mask (prior) this often
-    min_object_area: int = 64  # objects smaller than this (px at network size) are skipped
+    first_click_deepest: float = (
+        0.5  # probability that the first click is the deepest point
+    )
+    prior_mask_prob: float = (
+        0.2  # start from a perturbed ground-truth mask (prior) this often
+    )
+    min_object_area: int = (
+        64  # objects smaller than this (px at network size) are skipped
+    )
 
     # --- optimisation ---
     batch_size: int = 2
@@ -56,16 +67,22 @@ class TrainConfig:
     weight_decay: float = 0.05
     grad_clip: float = 1.0
     max_steps: int = 2000  # schedule length; the time budget may stop the run earlier
-    auto_schedule: bool = False  # with a time budget: shorten the schedule to the steps that fit
+    auto_schedule: bool = (
+        False  # with a time budget: shorten the schedule to the steps that fit
+    )
     coarse_loss_weight: float = 1.0  # weight of the NFL on DLU's coarse localiser
-    vq_loss_weight: float = 1.0  # weight of the BSQ commitment loss (beta is in the model)
+    vq_loss_weight: float = (
+        1.0  # weight of the BSQ commitment loss (beta is in the model)
+    )
 
     # --- run control ---
     seed: int = 0
     device: str = "cpu"
     amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
     time_budget_min: float | None = None  # stop, save and exit after this many minutes
-    precompute_share: float = 0.35  # at most this share of the budget goes to data + embeddings
+    precompute_share: float = (
+        0.35  # at most this share of the budget goes to data + embeddings
+    )
     out: str = "runs/train"  # checkpoint, log, weights
     log_every: int = 10
     val_every: int = 200
@@ -83,7 +100,7 @@ class TrainConfig:
         return out
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """Build a config from a dict, rejecting unknown keys."""
         names = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - set(names))
@@ -96,7 +113,7 @@ class TrainConfig:
             kwargs[key] = value
         return cls(**kwargs)
 
-    def replace(self, **changes: Any) -> "TrainConfig":
+    def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
 
 

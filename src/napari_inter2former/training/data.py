@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import time
 import zlib
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -38,20 +38,23 @@ from ..transforms import to_rgb_uint8
 from .synthetic import synthetic_image
 
 __all__ = [
+    "SOURCE_WEIGHTS",
+    "VAL_SEED_OFFSET",
+    "FeaturePool",
     "RawView",
+    "build_pool",
+    "iter_synthetic_views",
     "load_real_set",
     "random_view",
     "synthetic_view",
-    "iter_synthetic_views",
-    "FeaturePool",
-    "build_pool",
-    "SOURCE_WEIGHTS",
-    "VAL_SEED_OFFSET",
 ]
 
 VAL_SEED_OFFSET = 1_000_000  # synthetic validation images use seeds from here on
 SOURCE_WEIGHTS = {"synthetic": 0.45, "plantseg": 0.2, "coco_mval": 0.25, "bian": 0.1}
-MICROSCOPY_ZOOM = (0.35, 2.5)  # zoom range of real microscopy views (< 1: mirror tiling)
+MICROSCOPY_ZOOM = (
+    0.35,
+    2.5,
+)  # zoom range of real microscopy views (< 1: mirror tiling)
 NATURAL_ZOOM = (1.0, 1.6)  # zoom range of natural-image views (crops around the object)
 
 
@@ -109,13 +112,24 @@ def load_real_set(
             planes = labels.shape[0]
             cut = int(round(planes * (1.0 - val_fraction)))
             if split == "val":
-                chosen = [(image[z], labels[z], f"{stem}[z={z}]") for z in range(min(cut + 2, planes), planes)]
+                chosen = [
+                    (image[z], labels[z], f"{stem}[z={z}]")
+                    for z in range(min(cut + 2, planes), planes)
+                ]
             else:
                 chosen = [(image[z], labels[z], f"{stem}[z={z}]") for z in range(cut)]
-                if planes >= 0.5 * max(labels.shape[1:]):  # near-isotropic: side views too
+                if planes >= 0.5 * max(
+                    labels.shape[1:]
+                ):  # near-isotropic: side views too
                     sub_img, sub_lab = image[:cut], labels[:cut]
-                    chosen += [(sub_img[:, r], sub_lab[:, r], f"{stem}[y={r}]") for r in range(labels.shape[1])]
-                    chosen += [(sub_img[:, :, c], sub_lab[:, :, c], f"{stem}[x={c}]") for c in range(labels.shape[2])]
+                    chosen += [
+                        (sub_img[:, r], sub_lab[:, r], f"{stem}[y={r}]")
+                        for r in range(labels.shape[1])
+                    ]
+                    chosen += [
+                        (sub_img[:, :, c], sub_lab[:, :, c], f"{stem}[x={c}]")
+                        for c in range(labels.shape[2])
+                    ]
         elif labels.max() > 1:  # 2-D instance image: split by rows
             cut = int(round(labels.shape[0] * (1.0 - val_fraction)))
             rows = slice(cut, None) if split == "val" else slice(0, cut)
@@ -126,7 +140,9 @@ def load_real_set(
             if lab.max() == 0:
                 continue
             rgb = img if img.ndim == 3 else to_rgb_uint8(img)
-            views.append(RawView(np.ascontiguousarray(rgb), lab.astype(np.int32), name, label))
+            views.append(
+                RawView(np.ascontiguousarray(rgb), lab.astype(np.int32), name, label)
+            )
     return views
 
 
@@ -138,21 +154,32 @@ def _relabel(labels: np.ndarray) -> np.ndarray:
     return lut[labels]
 
 
-def _mirror_tile(rgb: np.ndarray, labels: np.ndarray, rows: int, cols: int, rng: np.random.Generator):
+def _mirror_tile(
+    rgb: np.ndarray, labels: np.ndarray, rows: int, cols: int, rng: np.random.Generator
+):
     """Mirror-pad to (rows, cols) at a random offset; every mirrored copy gets new ids."""
     m, n = labels.shape
-    top, left = int(rng.integers(0, max(rows - m, 0) + 1)), int(rng.integers(0, max(cols - n, 0) + 1))
+    top, left = (
+        int(rng.integers(0, max(rows - m, 0) + 1)),
+        int(rng.integers(0, max(cols - n, 0) + 1)),
+    )
     pad = ((top, rows - m - top), (left, cols - n - left))
     out_rgb = np.pad(rgb, pad + ((0, 0),), mode="symmetric")
     out_lab = np.pad(labels, pad, mode="symmetric")
-    tile_r = np.floor_divide(np.arange(rows) - top, m)  # which mirrored copy each row is in
+    tile_r = np.floor_divide(
+        np.arange(rows) - top, m
+    )  # which mirrored copy each row is in
     tile_c = np.floor_divide(np.arange(cols) - left, n)
-    tile = (tile_r - tile_r.min())[:, None] * (tile_c.max() - tile_c.min() + 1) + (tile_c - tile_c.min())[None, :]
+    tile = (tile_r - tile_r.min())[:, None] * (tile_c.max() - tile_c.min() + 1) + (
+        tile_c - tile_c.min()
+    )[None, :]
     out_lab = np.where(out_lab > 0, out_lab + tile * (int(labels.max()) + 1), 0)
     return out_rgb, _relabel(out_lab)
 
 
-def random_view(view: RawView, rng: np.random.Generator, zoom: tuple[float, float] | None = None) -> RawView:
+def random_view(
+    view: RawView, rng: np.random.Generator, zoom: tuple[float, float] | None = None
+) -> RawView:
     """A random augmentation of a view: flips, 90-degree turns, zoom, gamma.
 
     Zoom ``z > 1`` crops a window of 1/z of each side (natural images: around
@@ -176,24 +203,36 @@ def random_view(view: RawView, rng: np.random.Generator, zoom: tuple[float, floa
             r0 = int(rng.integers(max(0, cy - rows + 1), min(cy, m - rows) + 1))
             c0 = int(rng.integers(max(0, cx - cols + 1), min(cx, n - cols) + 1))
         else:
-            r0, c0 = int(rng.integers(0, m - rows + 1)), int(rng.integers(0, n - cols + 1))
-        rgb, labels = rgb[r0 : r0 + rows, c0 : c0 + cols], _relabel(labels[r0 : r0 + rows, c0 : c0 + cols])
+            r0, c0 = (
+                int(rng.integers(0, m - rows + 1)),
+                int(rng.integers(0, n - cols + 1)),
+            )
+        rgb, labels = (
+            rgb[r0 : r0 + rows, c0 : c0 + cols],
+            _relabel(labels[r0 : r0 + rows, c0 : c0 + cols]),
+        )
     if rng.random() < 0.5:
         rgb, labels = rgb[:, ::-1], labels[:, ::-1]
     if not natural:
         turns = int(rng.integers(0, 4))
         rgb, labels = np.rot90(rgb, turns), np.rot90(labels, turns)
         gamma = float(np.exp(rng.uniform(np.log(0.7), np.log(1.4))))
-        lut = np.clip(np.round(255.0 * (np.arange(256) / 255.0) ** gamma), 0, 255).astype(np.uint8)
+        lut = np.clip(
+            np.round(255.0 * (np.arange(256) / 255.0) ** gamma), 0, 255
+        ).astype(np.uint8)
         rgb = lut[rgb]
-    return RawView(np.ascontiguousarray(rgb), np.ascontiguousarray(labels), view.source, view.name)
+    return RawView(
+        np.ascontiguousarray(rgb), np.ascontiguousarray(labels), view.source, view.name
+    )
 
 
 # ----------------------------------------------------------------------------- synthetic
 def synthetic_view(seed: int, size_range: tuple[int, int] = (128, 1024)) -> RawView:
     """One synthetic image as a view (grey -> RGB with the plugin's contrast stretch)."""
     sample = synthetic_image(int(seed), size_range=tuple(size_range))
-    return RawView(to_rgb_uint8(sample.image), sample.labels, "synthetic", f"synthetic-{seed}")
+    return RawView(
+        to_rgb_uint8(sample.image), sample.labels, "synthetic", f"synthetic-{seed}"
+    )
 
 
 def _synthetic_job(args) -> RawView:
@@ -211,7 +250,11 @@ def iter_synthetic_views(
         return
     import multiprocessing as mp
 
-    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+    ctx = (
+        mp.get_context("fork")
+        if "fork" in mp.get_all_start_methods()
+        else mp.get_context()
+    )
     with ctx.Pool(num_workers) as pool:
         yield from pool.imap(_synthetic_job, jobs, chunksize=2)
 
@@ -249,7 +292,12 @@ class FeaturePool:
                 out.setdefault(s, []).append(i)
         return {s: np.asarray(v) for s, v in out.items()}
 
-    def sample(self, rng: np.random.Generator, batch_size: int, weights: dict[str, float] | None = None):
+    def sample(
+        self,
+        rng: np.random.Generator,
+        batch_size: int,
+        weights: dict[str, float] | None = None,
+    ):
         """Draw (view index, object id) pairs: a source by weight, a view, an object."""
         groups = self.source_indices()
         if not groups:
@@ -269,8 +317,16 @@ class FeaturePool:
         """Tensors of a batch: image (B,3,T,T) float, embedding (B,C,t,t) float,
         gt (B,1,T,T) bool, valid (B,1,T,T) bool."""
         idx = [i for i, _ in picks]
-        image = torch.stack([self.images[i] for i in idx]).to(device, non_blocking=True).float()
-        emb = torch.stack([self.embeddings[i] for i in idx]).to(device, non_blocking=True).float()
+        image = (
+            torch.stack([self.images[i] for i in idx])
+            .to(device, non_blocking=True)
+            .float()
+        )
+        emb = (
+            torch.stack([self.embeddings[i] for i in idx])
+            .to(device, non_blocking=True)
+            .float()
+        )
         lab = torch.stack([self.labels[i] for i in idx]).to(device, non_blocking=True)
         ids = torch.tensor([o for _, o in picks], device=device).view(-1, 1, 1)
         gt = (lab == ids)[:, None]
@@ -282,7 +338,18 @@ class FeaturePool:
         return image, emb, gt, valid
 
     def state(self) -> dict:
-        return {k: getattr(self, k) for k in ("images", "embeddings", "labels", "valid", "objects", "sources", "names")}
+        return {
+            k: getattr(self, k)
+            for k in (
+                "images",
+                "embeddings",
+                "labels",
+                "valid",
+                "objects",
+                "sources",
+                "names",
+            )
+        }
 
     def save(self, path: str | Path) -> None:
         state = self.state()
@@ -293,16 +360,20 @@ class FeaturePool:
         torch.save(state, str(path))
 
     @classmethod
-    def load(cls, path: str | Path, device: torch.device | str = "cpu") -> "FeaturePool":
+    def load(cls, path: str | Path, device: torch.device | str = "cpu") -> FeaturePool:
         state = torch.load(str(path), map_location=device, weights_only=False)
         return cls(**state)
 
 
-def _labels_to_grid(labels: np.ndarray, size: int, device) -> tuple[torch.Tensor, tuple[int, int]]:
+def _labels_to_grid(
+    labels: np.ndarray, size: int, device
+) -> tuple[torch.Tensor, tuple[int, int]]:
     """Nearest (pixel-centre) resize of labels onto the padded (size, size) grid."""
     from ..transforms import InputGeometry
 
-    rows, cols = InputGeometry(labels.shape[0], labels.shape[1], size=size).resized_shape
+    rows, cols = InputGeometry(
+        labels.shape[0], labels.shape[1], size=size
+    ).resized_shape
     lab = torch.from_numpy(labels.astype(np.int32)).to(device)[None, None].float()
     lab = F.interpolate(lab, size=(rows, cols), mode="nearest-exact")[0, 0]
     grid = torch.zeros(size, size, dtype=torch.int32, device=device)
@@ -367,7 +438,12 @@ def build_pool(
             objs = objs[objs > 0].cpu().numpy()
             pool.images.append(xi[0].to(storage_device, torch.float16))
             pool.embeddings.append(e.to(storage_device, torch.float16))
-            pool.labels.append(lab.to(storage_device, torch.int16 if int(lab.max()) < 32767 else torch.int32))
+            pool.labels.append(
+                lab.to(
+                    storage_device,
+                    torch.int16 if int(lab.max()) < 32767 else torch.int32,
+                )
+            )
             pool.valid.append(valid)
             pool.objects.append(objs)
             pool.sources.append(source)

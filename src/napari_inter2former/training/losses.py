@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["normalized_focal_loss", "coarse_target", "interactive_loss", "batch_iou"]
+__all__ = ["batch_iou", "coarse_target", "interactive_loss", "normalized_focal_loss"]
 
 
 def normalized_focal_loss(
@@ -45,11 +45,15 @@ def normalized_focal_loss(
     Tensor, scalar
     """
     if logits.shape != target.shape:
-        raise ValueError(f"logits {tuple(logits.shape)} and target {tuple(target.shape)} differ in shape")
+        raise ValueError(
+            f"logits {tuple(logits.shape)} and target {tuple(target.shape)} differ in shape"
+        )
     x = logits.float()
     y = target.bool()
     w_valid = torch.ones_like(x) if valid is None else valid.to(x.dtype)
-    log_pt = torch.where(y, F.logsigmoid(x), F.logsigmoid(-x))  # log p of the true class
+    log_pt = torch.where(
+        y, F.logsigmoid(x), F.logsigmoid(-x)
+    )  # log p of the true class
     pt = log_pt.exp()
     alpha_t = torch.where(y, torch.full_like(x, alpha), torch.full_like(x, 1.0 - alpha))
     focal = (1.0 - pt).pow(gamma) * w_valid
@@ -80,7 +84,9 @@ def coarse_target(
     return small, small_valid
 
 
-def batch_iou(logits: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+def batch_iou(
+    logits: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor | None = None
+) -> torch.Tensor:
     """Mean IoU of ``logits > 0`` against ``gt`` (both (B, 1, H, W)), a metric only."""
     pred = logits.detach() > 0
     gt = gt.bool()
@@ -89,7 +95,9 @@ def batch_iou(logits: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor | None
         gt = gt & valid
     inter = (pred & gt).flatten(1).sum(1).float()
     union = (pred | gt).flatten(1).sum(1).float()
-    return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union)).mean()
+    return torch.where(
+        union > 0, inter / union.clamp_min(1), torch.ones_like(union)
+    ).mean()
 
 
 def interactive_loss(

@@ -27,11 +27,22 @@ import torch
 
 from ..constants import CLICK_RADIUS
 from ..model.inter2former import ImageFeatures
-from ..reference_map import new_reference_map, paint_clicks, reference_from_mask, update_by_prediction
+from ..reference_map import (
+    new_reference_map,
+    paint_clicks,
+    reference_from_mask,
+    update_by_prediction,
+)
 from .clicks import first_click, random_error_click
 from .losses import interactive_loss
 
-__all__ = ["draw_num_rounds", "perturb_mask", "initial_reference", "add_error_clicks", "train_step"]
+__all__ = [
+    "add_error_clicks",
+    "draw_num_rounds",
+    "initial_reference",
+    "perturb_mask",
+    "train_step",
+]
 
 
 def draw_num_rounds(rng: np.random.Generator, max_rounds: int, gamma: float) -> int:
@@ -201,7 +212,11 @@ def train_step(
         click_k=click_k,
     )
     ref = ref.to(device)
-    n = draw_num_rounds(rng, max_rounds, rounds_gamma) if num_rounds is None else int(num_rounds)
+    n = (
+        draw_num_rounds(rng, max_rounds, rounds_gamma)
+        if num_rounds is None
+        else int(num_rounds)
+    )
 
     optimizer.zero_grad(set_to_none=True)
     model.train()
@@ -220,22 +235,27 @@ def train_step(
                 pred = logits > 0
                 ref = update_by_prediction(ref, pred)
                 ref_cpu = ref.cpu()
-                add_error_clicks(ref_cpu, pred[:, 0].cpu().numpy(), gt_np, valid_np, rng, click_k)
+                add_error_clicks(
+                    ref_cpu, pred[:, 0].cpu().numpy(), gt_np, valid_np, rng, click_k
+                )
                 ref = ref_cpu.to(device)
         for m, mode in was_training:
             m.train(mode)
     with _autocast(device, amp):
         out = model.forward_train(ImageFeatures(embedding, edges), ref)
-    losses = interactive_loss(out, gt, valid, coarse_weight=coarse_loss_weight, vq_weight=vq_loss_weight)
+    losses = interactive_loss(
+        out, gt, valid, coarse_weight=coarse_loss_weight, vq_weight=vq_loss_weight
+    )
     losses["loss"].backward()
     params = [p for group in optimizer.param_groups for p in group["params"]]
     if grad_clip:
         grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
     else:
-        grad_norm = torch.sqrt(sum((p.grad.float() ** 2).sum() for p in params if p.grad is not None))
+        grad_norm = torch.sqrt(
+            sum((p.grad.float() ** 2).sum() for p in params if p.grad is not None)
+        )
     optimizer.step()
     result = {k: float(v.detach()) for k, v in losses.items()}
     result["rounds"] = float(n)
     result["grad_norm"] = float(grad_norm)
     return result
-

@@ -36,7 +36,7 @@ from scipy import ndimage as ndi
 
 from ..constants import IMAGE_SIZE
 
-__all__ = ["SyntheticImage", "synthetic_image", "KINDS"]
+__all__ = ["KINDS", "SyntheticImage", "synthetic_image"]
 
 KINDS = ("nuclei", "cells")
 MIN_DIAMETER_PX = 5.0  # smallest object diameter in image pixels
@@ -64,7 +64,9 @@ def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
     return float(np.exp(rng.uniform(np.log(low), np.log(high))))
 
 
-def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
+def _smooth_noise(
+    rng: np.random.Generator, shape: tuple[int, int], sigma: float
+) -> np.ndarray:
     """Gaussian-filtered white noise with zero mean and unit standard deviation."""
     # filter a smaller field and zoom up when the correlation length is large (speed)
     factor = int(max(1, sigma // 4))
@@ -73,7 +75,11 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float
     if factor > 1:
         noise = ndi.zoom(noise, factor, order=1, mode="nearest")[: shape[0], : shape[1]]
         if noise.shape != shape:  # zoom rounding
-            noise = np.pad(noise, [(0, shape[0] - noise.shape[0]), (0, shape[1] - noise.shape[1])], mode="edge")
+            noise = np.pad(
+                noise,
+                [(0, shape[0] - noise.shape[0]), (0, shape[1] - noise.shape[1])],
+                mode="edge",
+            )
     std = noise.std()
     return (noise - noise.mean()) / (std if std > 0 else 1.0)
 
@@ -86,7 +92,9 @@ def _nuclei_scene(
     density = rng.uniform(0.05, 0.55)  # share of the area covered
     mean_area = np.pi * diameter**2 / 4.0
     count = int(np.clip(rng.poisson(density * rows * cols / mean_area), 1, 600))
-    min_gap = rng.uniform(0.6, 1.05)  # centre distance / sum of radii: < 1 gives touching
+    min_gap = rng.uniform(
+        0.6, 1.05
+    )  # centre distance / sum of radii: < 1 gives touching
     labels = np.zeros(shape, np.int32)
     rho_map = np.full(shape, np.inf, np.float32)
     centres: list[tuple[float, float, float]] = []
@@ -96,13 +104,22 @@ def _nuclei_scene(
             break
         radius = 0.5 * diameter * float(np.exp(rng.normal(0.0, 0.25)))
         radius = max(radius, MIN_DIAMETER_PX / 2)
-        cy, cx = rng.uniform(-0.3 * radius, rows + 0.3 * radius), rng.uniform(-0.3 * radius, cols + 0.3 * radius)
-        if any((cy - y) ** 2 + (cx - x) ** 2 < (min_gap * (radius + r)) ** 2 for y, x, r in centres):
+        cy, cx = (
+            rng.uniform(-0.3 * radius, rows + 0.3 * radius),
+            rng.uniform(-0.3 * radius, cols + 0.3 * radius),
+        )
+        if any(
+            (cy - y) ** 2 + (cx - x) ** 2 < (min_gap * (radius + r)) ** 2
+            for y, x, r in centres
+        ):
             continue
         elong = rng.uniform(1.0, 2.2)
         a, b = radius * np.sqrt(elong), radius / np.sqrt(elong)
         theta = rng.uniform(0, np.pi)
-        harmonics = [(k, rng.uniform(0, 0.15) / k, rng.uniform(0, 2 * np.pi)) for k in range(2, 6)]
+        harmonics = [
+            (k, rng.uniform(0, 0.15) / k, rng.uniform(0, 2 * np.pi))
+            for k in range(2, 6)
+        ]
         reach = a * 1.5 + 2
         r0, r1 = int(max(cy - reach, 0)), int(min(cy + reach + 1, rows))
         c0, c1 = int(max(cx - reach, 0)), int(min(cx + reach + 1, cols))
@@ -120,7 +137,9 @@ def _nuclei_scene(
             continue
         placed += 1
         view_rho = rho_map[r0:r1, c0:c1]
-        win = inside & (rho < view_rho)  # nearer in normalised radius wins shared pixels
+        win = inside & (
+            rho < view_rho
+        )  # nearer in normalised radius wins shared pixels
         labels[r0:r1, c0:c1][win] = placed
         view_rho[win] = rho[win]
         centres.append((cy, cx, radius))
@@ -150,10 +169,14 @@ def _cells_scene(
     wy = _smooth_noise(rng, shape, sigma) * amp
     wx = _smooth_noise(rng, shape, sigma) * amp
     grid_y, grid_x = np.mgrid[0:rows, 0:cols].astype(np.float32)
-    labels = ndi.map_coordinates(voronoi, [grid_y + wy, grid_x + wx], order=0, mode="nearest")
+    labels = ndi.map_coordinates(
+        voronoi, [grid_y + wy, grid_x + wx], order=0, mode="nearest"
+    )
     # tissue region: everything, or a smooth blob covering part of the image
     if rng.random() < 0.5:
-        tissue = _smooth_noise(rng, shape, max(rows, cols) / 6.0) > rng.uniform(-1.0, 0.3)
+        tissue = _smooth_noise(rng, shape, max(rows, cols) / 6.0) > rng.uniform(
+            -1.0, 0.3
+        )
         labels = np.where(tissue, labels, 0)
     # split disconnected pieces of a cell (from warping or cropping): keep the largest
     labels = _keep_largest_components(labels)
@@ -217,7 +240,11 @@ def _render(
         shrunk = -ndi.grey_dilation(-labels, size=(2 * width + 1,) * 2)
         border = (grown != shrunk) & (ndi.binary_dilation(fg, iterations=width))
         if mode == "membrane":
-            signal = np.where(border, rng.uniform(0.7, 1.3), rng.uniform(0.0, 0.25) * brightness[labels])
+            signal = np.where(
+                border,
+                rng.uniform(0.7, 1.3),
+                rng.uniform(0.0, 0.25) * brightness[labels],
+            )
             signal = signal * np.clip(texture, 0.2, None)
         else:
             signal = brightness[labels] * np.clip(texture, 0.2, None)
@@ -236,13 +263,21 @@ def _acquire(
     if blur > 0.3:
         signal = ndi.gaussian_filter(signal, blur)
     large = max(rows, cols) / rng.uniform(2.0, 6.0)
-    illumination = np.clip(1.0 + rng.uniform(0.0, 0.4) * _smooth_noise(rng, signal.shape, large), 0.3, None)
-    background = rng.uniform(0.0, 0.3) + rng.uniform(0.0, 0.15) * _smooth_noise(rng, signal.shape, large)
+    illumination = np.clip(
+        1.0 + rng.uniform(0.0, 0.4) * _smooth_noise(rng, signal.shape, large), 0.3, None
+    )
+    background = rng.uniform(0.0, 0.3) + rng.uniform(0.0, 0.15) * _smooth_noise(
+        rng, signal.shape, large
+    )
     clean = np.clip(signal * illumination + np.clip(background, 0.0, None), 0.0, None)
     photons = _log_uniform(rng, 4.0, 800.0)  # photons at unit intensity (low = noisy)
     counts = rng.poisson(clean * photons).astype(np.float32)
     read_noise = rng.uniform(0.0, 0.06) * photons
-    counts += rng.normal(0.0, read_noise, counts.shape).astype(np.float32) if read_noise > 0 else 0.0
+    counts += (
+        rng.normal(0.0, read_noise, counts.shape).astype(np.float32)
+        if read_noise > 0
+        else 0.0
+    )
     invert = rng.random() < 0.08
     if invert:
         counts = counts.max() - counts
@@ -305,7 +340,9 @@ def synthetic_image(
     if kind is not None and kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     if not (0 < size_range[0] <= size_range[1]):
-        raise ValueError(f"size_range must be (low, high) with 0 < low <= high, got {size_range}")
+        raise ValueError(
+            f"size_range must be (low, high) with 0 < low <= high, got {size_range}"
+        )
     if not (0 < diameter_range[0] <= diameter_range[1]):
         raise ValueError(
             f"diameter_range must be (low, high) with 0 < low <= high, got {diameter_range}"

@@ -33,43 +33,67 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["main", "get_lr", "parse_args", "Trainer"]
+__all__ = ["Trainer", "get_lr", "main", "parse_args"]
 
 CHECKPOINT = "checkpoint.pt"
 OPTIMIZER = "optimizer.pt"
 LOG_FILE = "train_log.jsonl"
 
 
-def get_lr(step: int, lr: float, warmup_steps: int, total_steps: int, min_lr_ratio: float) -> float:
+def get_lr(
+    step: int, lr: float, warmup_steps: int, total_steps: int, min_lr_ratio: float
+) -> float:
     """Linear warm-up to ``lr``, then cosine decay to ``lr * min_lr_ratio`` at ``total_steps``."""
     if step < warmup_steps:
         return lr * (step + 1) / warmup_steps
     if step >= total_steps:
         return lr * min_lr_ratio
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    return lr * (min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress)))
+    return lr * (
+        min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    )
 
 
 def parse_args(argv: list[str] | None = None):
     """Command-line arguments -> (TrainConfig, extra options)."""
     from .config import TrainConfig, load_config
 
-    parser = argparse.ArgumentParser(prog="inter2former-train", description=__doc__.split("\n")[0])
-    parser.add_argument("--config", help="JSON config file, or a packaged name: cpu, gpu, tiny")
+    parser = argparse.ArgumentParser(
+        prog="inter2former-train", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--config", help="JSON config file, or a packaged name: cpu, gpu, tiny"
+    )
     parser.add_argument("--device", help="cpu or cuda")
     parser.add_argument("--out", help="output folder (checkpoint, log, weights)")
     parser.add_argument("--data-root", help="folder holding train/<set>/")
-    parser.add_argument("--time-budget-min", type=float, help="stop, save and exit after this many minutes")
+    parser.add_argument(
+        "--time-budget-min",
+        type=float,
+        help="stop, save and exit after this many minutes",
+    )
     parser.add_argument("--max-steps", type=int, help="schedule length in steps")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--num-synthetic", type=int)
     parser.add_argument("--num-workers", type=int)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--model", help="model variant (default, tiny, ...)")
-    parser.add_argument("--cache-dir", help="where cached embeddings are kept ('none': memory only)")
+    parser.add_argument(
+        "--cache-dir", help="where cached embeddings are kept ('none': memory only)"
+    )
     parser.add_argument("--init-weights", help="decoder .safetensors to start from")
-    parser.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint in --out")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON", help="any other config field")
+    parser.add_argument(
+        "--no-resume",
+        action="store_true",
+        help="ignore an existing checkpoint in --out",
+    )
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=JSON",
+        help="any other config field",
+    )
     args = parser.parse_args(argv)
 
     cfg = load_config(args.config)
@@ -91,7 +115,9 @@ def parse_args(argv: list[str] | None = None):
         if value is not None:
             changes[attr] = value
     if args.cache_dir is not None:
-        changes["cache_dir"] = None if args.cache_dir.lower() == "none" else args.cache_dir
+        changes["cache_dir"] = (
+            None if args.cache_dir.lower() == "none" else args.cache_dir
+        )
     for item in args.set:
         if "=" not in item:
             parser.error(f"--set expects KEY=JSON, got {item!r}")
@@ -150,7 +176,9 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.model = self._build_model().to(self.device)
         self.trainable = [
-            p for name, p in self.model.named_parameters() if not name.startswith("image_encoder.")
+            p
+            for name, p in self.model.named_parameters()
+            if not name.startswith("image_encoder.")
         ]
         for p in self.model.image_encoder.parameters():
             p.requires_grad_(False)
@@ -161,7 +189,9 @@ class Trainer:
         self.schedule_steps = cfg.max_steps
         self.schedule_fixed = not (cfg.auto_schedule and cfg.time_budget_min)
         self.history: list[dict] = []
-        self.val_seconds = 0.0  # duration of the last validation (reserved before the deadline)
+        self.val_seconds = (
+            0.0  # duration of the last validation (reserved before the deadline)
+        )
         self.train_pool = None
         self.val_pool = None
         self.val_items: list[tuple[int, int]] = []
@@ -172,7 +202,9 @@ class Trainer:
         from ..model.weights import load_weights
 
         if self.cfg.model not in CONFIGS:
-            raise ValueError(f"unknown model {self.cfg.model!r}; choose one of {sorted(CONFIGS)}")
+            raise ValueError(
+                f"unknown model {self.cfg.model!r}; choose one of {sorted(CONFIGS)}"
+            )
         config = CONFIGS[self.cfg.model]
         model = build_from_config(config, f"{self.cfg.model}-train")
         if self.cfg.pretrained_encoder and config.encoder == "tinyvit":
@@ -194,8 +226,20 @@ class Trainer:
 
     def _cache_key(self, kind: str) -> str:
         c = self.cfg
-        fields = [kind, c.model, c.pretrained_encoder, c.data_root, c.real_sets, sorted(c.max_real_images.items()),
-                  c.num_synthetic, c.synthetic_size, c.val_fraction, c.seed, c.min_object_area, c.val_views]
+        fields = [
+            kind,
+            c.model,
+            c.pretrained_encoder,
+            c.data_root,
+            c.real_sets,
+            sorted(c.max_real_images.items()),
+            c.num_synthetic,
+            c.synthetic_size,
+            c.val_fraction,
+            c.seed,
+            c.min_object_area,
+            c.val_views,
+        ]
         return hashlib.sha1(json.dumps(fields, default=str).encode()).hexdigest()[:12]
 
     def prepare_data(self) -> None:
@@ -215,11 +259,17 @@ class Trainer:
         c = self.cfg
         storage = self.device if self.device.type == "cuda" else torch.device("cpu")
         cache = Path(c.cache_dir) if c.cache_dir else None
-        paths = {k: cache / f"{k}-{self._cache_key(k)}.pt" for k in ("train", "val")} if cache else {}
+        paths = (
+            {k: cache / f"{k}-{self._cache_key(k)}.pt" for k in ("train", "val")}
+            if cache
+            else {}
+        )
         if cache and all(p.exists() for p in paths.values()):
             self.train_pool = FeaturePool.load(paths["train"], storage)
             self.val_pool = FeaturePool.load(paths["val"], storage)
-            self.log(f"loaded cached pools: {len(self.train_pool)} train, {len(self.val_pool)} val views")
+            self.log(
+                f"loaded cached pools: {len(self.train_pool)} train, {len(self.val_pool)} val views"
+            )
             self._choose_val_items()
             return
 
@@ -227,19 +277,26 @@ class Trainer:
         real_train, real_val = {}, {}
         for name in c.real_sets:
             try:
-                real_train[name] = load_real_set(c.data_root, name, "train", c.val_fraction)
+                real_train[name] = load_real_set(
+                    c.data_root, name, "train", c.val_fraction
+                )
                 real_val[name] = load_real_set(c.data_root, name, "val", c.val_fraction)
             except ValueError as err:
                 self.log(f"skipping real set {name}: {err}")
         self.log(
             "real images: "
-            + ", ".join(f"{k} {len(v)} train / {len(real_val[k])} val" for k, v in real_train.items())
+            + ", ".join(
+                f"{k} {len(v)} train / {len(real_val[k])} val"
+                for k, v in real_train.items()
+            )
             + f" ({time.monotonic() - t0:.1f} s)"
         )
         enc_batch = 16 if self.device.type == "cuda" else 2
         # validation: a few held-out views of every source
         rng = np.random.default_rng([c.seed, 7])
-        sources = [k for k, v in real_val.items() if v] + (["synthetic"] if c.num_synthetic else [])
+        sources = [k for k, v in real_val.items() if v] + (
+            ["synthetic"] if c.num_synthetic else []
+        )
         per_source = max(1, c.val_views // max(1, len(sources)))
         val_views = []
         for name, views in real_val.items():
@@ -247,18 +304,27 @@ class Trainer:
                 val_views.append(views[int(i)])
         n_syn_val = per_source if c.num_synthetic else 0
         val_stream = interleave(
-            val_views, iter_synthetic_views(range(VAL_SEED_OFFSET, VAL_SEED_OFFSET + n_syn_val), c.synthetic_size, 1)
+            val_views,
+            iter_synthetic_views(
+                range(VAL_SEED_OFFSET, VAL_SEED_OFFSET + n_syn_val), c.synthetic_size, 1
+            ),
         )
         self.val_pool = build_pool(
-            self.model, val_stream, batch_size=enc_batch, min_object_area=4 * c.min_object_area,
-            storage_device=storage, amp=c.amp,
+            self.model,
+            val_stream,
+            batch_size=enc_batch,
+            min_object_area=4 * c.min_object_area,
+            storage_device=storage,
+            amp=c.amp,
         )
         # training: interleaved real and synthetic views, until the precompute deadline
         deadline = None
         if c.time_budget_min:
             deadline = self.start + 60.0 * c.time_budget_min * c.precompute_share
         counts = {k: c.max_real_images.get(k, 0) for k in real_train}
-        real_stream = plan_views(real_train, counts, np.random.default_rng([c.seed, 11]))
+        real_stream = plan_views(
+            real_train, counts, np.random.default_rng([c.seed, 11])
+        )
         seeds = range(c.seed * 100_000, c.seed * 100_000 + c.num_synthetic)
         syn_stream = iter_synthetic_views(seeds, c.synthetic_size, c.num_workers)
         total = sum(counts.values()) + c.num_synthetic
@@ -270,18 +336,28 @@ class Trainer:
                 self.log(f"cached {n}/{total} views ({time.monotonic() - t0:.0f} s)")
 
         self.train_pool = build_pool(
-            self.model, interleave(syn_stream, real_stream), batch_size=enc_batch,
-            min_object_area=c.min_object_area, storage_device=storage, amp=c.amp,
-            deadline=deadline, progress=progress,
+            self.model,
+            interleave(syn_stream, real_stream),
+            batch_size=enc_batch,
+            min_object_area=c.min_object_area,
+            storage_device=storage,
+            amp=c.amp,
+            deadline=deadline,
+            progress=progress,
         )
         if hasattr(syn_stream, "close"):
             syn_stream.close()
         elapsed = time.monotonic() - t0
-        counts_by_source = {s: len(v) for s, v in self.train_pool.source_indices().items()}
+        counts_by_source = {
+            s: len(v) for s, v in self.train_pool.source_indices().items()
+        }
         self.log(
             f"training pool: {len(self.train_pool)} views {counts_by_source}, "
             f"validation pool: {len(self.val_pool)} views ({elapsed:.1f} s)",
-            event="data", seconds=elapsed, train_views=counts_by_source, val_views=len(self.val_pool),
+            event="data",
+            seconds=elapsed,
+            train_views=counts_by_source,
+            val_views=len(self.val_pool),
         )
         if cache:
             self.train_pool.save(paths["train"])
@@ -315,7 +391,9 @@ class Trainer:
         from ..model.weights import save_weights
 
         state = {
-            "model": {k: v.detach().cpu() for k, v in decoder_state_dict(self.model).items()},
+            "model": {
+                k: v.detach().cpu() for k, v in decoder_state_dict(self.model).items()
+            },
             "step": self.step,
             "schedule_steps": self.schedule_steps,
             "schedule_fixed": self.schedule_fixed,
@@ -323,12 +401,17 @@ class Trainer:
             "history": self.history,
             "val_seconds": self.val_seconds,
         }
-        for name, obj in ((CHECKPOINT, state), (OPTIMIZER, self.optimizer.state_dict())):
+        for name, obj in (
+            (CHECKPOINT, state),
+            (OPTIMIZER, self.optimizer.state_dict()),
+        ):
             tmp = self.out / (name + ".tmp")
             torch.save(obj, tmp)
             os.replace(tmp, self.out / name)
         sha = save_weights(decoder_state_dict(self.model), self.out / DECODER_FILE)
-        (self.out / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2) + "\n")
+        (self.out / "config.json").write_text(
+            json.dumps(self.cfg.to_dict(), indent=2) + "\n"
+        )
         if final:
             self.log(f"saved step {self.step}: {self.out / DECODER_FILE} sha256 {sha}")
 
@@ -346,15 +429,21 @@ class Trainer:
         self.model.to(self.device)
         opt_path = self.out / OPTIMIZER
         if opt_path.exists():
-            self.optimizer.load_state_dict(torch.load(opt_path, map_location=self.device, weights_only=False))
+            self.optimizer.load_state_dict(
+                torch.load(opt_path, map_location=self.device, weights_only=False)
+            )
         self.step = int(state["step"])
         self.schedule_steps = int(state["schedule_steps"])
         self.schedule_fixed = bool(state.get("schedule_fixed", True))
-        if self.cfg.max_steps != state["config"].get("max_steps"):  # user asked for a new length
+        if self.cfg.max_steps != state["config"].get(
+            "max_steps"
+        ):  # user asked for a new length
             self.schedule_steps, self.schedule_fixed = self.cfg.max_steps, True
         self.history = list(state.get("history", []))
         self.val_seconds = float(state.get("val_seconds", 0.0))
-        self.log(f"resumed from {path} at step {self.step} (schedule {self.schedule_steps} steps)")
+        self.log(
+            f"resumed from {path} at step {self.step} (schedule {self.schedule_steps} steps)"
+        )
         return True
 
     # ------------------------------------------------------------------ validation
@@ -367,7 +456,11 @@ class Trainer:
         try:
             return self._validate()
         except Exception as err:  # noqa: BLE001 - validation must not end a training run
-            self.log(f"validation failed: {type(err).__name__}: {err}", event="val_error", error=str(err))
+            self.log(
+                f"validation failed: {type(err).__name__}: {err}",
+                event="val_error",
+                error=str(err),
+            )
             return {}
 
     def _validate(self) -> dict[str, float]:
@@ -376,7 +469,11 @@ class Trainer:
         from ..evaluation.clicker import Clicker
         from ..evaluation.metrics import iou, pad_curve, summarize_ious
         from ..model.inter2former import ImageFeatures
-        from ..reference_map import new_reference_map, paint_clicks, update_by_prediction
+        from ..reference_map import (
+            new_reference_map,
+            paint_clicks,
+            update_by_prediction,
+        )
 
         model = self.model.eval()
         n_clicks = self.cfg.val_clicks
@@ -408,11 +505,22 @@ class Trainer:
 
         c = self.cfg
         return train_step(
-            self.model, self.optimizer, image, emb, gt, valid, rng,
-            max_rounds=c.max_rounds, rounds_gamma=c.rounds_gamma, click_k=c.click_k,
-            first_click_deepest=c.first_click_deepest, prior_mask_prob=c.prior_mask_prob,
-            coarse_loss_weight=c.coarse_loss_weight, vq_loss_weight=c.vq_loss_weight,
-            grad_clip=c.grad_clip, amp=self.amp,
+            self.model,
+            self.optimizer,
+            image,
+            emb,
+            gt,
+            valid,
+            rng,
+            max_rounds=c.max_rounds,
+            rounds_gamma=c.rounds_gamma,
+            click_k=c.click_k,
+            first_click_deepest=c.first_click_deepest,
+            prior_mask_prob=c.prior_mask_prob,
+            coarse_loss_weight=c.coarse_loss_weight,
+            vq_loss_weight=c.vq_loss_weight,
+            grad_clip=c.grad_clip,
+            amp=self.amp,
         )
 
     def fit(self, stop_after: int | None = None) -> dict:
@@ -429,10 +537,20 @@ class Trainer:
             metrics = self.validate()
             val_seconds = self.val_seconds = time.monotonic() - t_val
         if metrics:
-            self.log(self._format_val(metrics, val_seconds), event="val", step=self.step, **metrics)
+            self.log(
+                self._format_val(metrics, val_seconds),
+                event="val",
+                step=self.step,
+                **metrics,
+            )
             self.history.append({"step": self.step, **metrics})
-        bar = tqdm(total=self.schedule_steps, initial=self.step, desc="train", dynamic_ncols=True,
-                   mininterval=1.0 if sys.stderr.isatty() else 30.0)
+        bar = tqdm(
+            total=self.schedule_steps,
+            initial=self.step,
+            desc="train",
+            dynamic_ncols=True,
+            mininterval=1.0 if sys.stderr.isatty() else 30.0,
+        )
         self.log.bar = bar
         calib_start, calib_step = None, None
         window: dict[str, list[float]] = {}
@@ -444,10 +562,15 @@ class Trainer:
                 stop_reason = "stop_after"
                 break
             # reserve time for the final validation and save
-            if deadline is not None and time.monotonic() + 1.5 * val_seconds + 15.0 > deadline:
+            if (
+                deadline is not None
+                and time.monotonic() + 1.5 * val_seconds + 15.0 > deadline
+            ):
                 stop_reason = "time budget"
                 break
-            lr = get_lr(self.step, c.lr, c.warmup_steps, self.schedule_steps, c.min_lr_ratio)
+            lr = get_lr(
+                self.step, c.lr, c.warmup_steps, self.schedule_steps, c.min_lr_ratio
+            )
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             rng = np.random.default_rng([c.seed, self.step])
@@ -459,8 +582,11 @@ class Trainer:
                 if self.step != first_step or self.device.type != "cuda":
                     raise
                 # first step on a GPU failed: retry once without autocast and with half the batch
-                self.log(f"first step failed ({type(err).__name__}: {str(err)[:200]}); retrying in "
-                         f"float32 with batch size {max(1, c.batch_size // 2)}", event="fallback")
+                self.log(
+                    f"first step failed ({type(err).__name__}: {str(err)[:200]}); retrying in "
+                    f"float32 with batch size {max(1, c.batch_size // 2)}",
+                    event="fallback",
+                )
                 torch.cuda.empty_cache()
                 self.amp = False
                 c.batch_size = max(1, c.batch_size // 2)
@@ -477,15 +603,31 @@ class Trainer:
                 if calib_start is None and self.step >= 3:
                     calib_start, calib_step = time.monotonic(), self.step
                 elif calib_start is not None and self.step - calib_step >= 20:
-                    per_step = (time.monotonic() - calib_start) / (self.step - calib_step)
-                    n_val = 1 + (deadline - time.monotonic()) / max(per_step * c.val_every, 1e-6)
-                    left = deadline - time.monotonic() - n_val * val_seconds - 1.5 * val_seconds - 20.0
-                    self.schedule_steps = int(min(c.max_steps, self.step + max(left, 0) / per_step))
+                    per_step = (time.monotonic() - calib_start) / (
+                        self.step - calib_step
+                    )
+                    n_val = 1 + (deadline - time.monotonic()) / max(
+                        per_step * c.val_every, 1e-6
+                    )
+                    left = (
+                        deadline
+                        - time.monotonic()
+                        - n_val * val_seconds
+                        - 1.5 * val_seconds
+                        - 20.0
+                    )
+                    self.schedule_steps = int(
+                        min(c.max_steps, self.step + max(left, 0) / per_step)
+                    )
                     self.schedule_fixed = True
                     bar.total = self.schedule_steps
-                    self.log(f"{per_step:.3f} s/step: schedule set to {self.schedule_steps} steps",
-                             event="schedule", step=self.step, seconds_per_step=per_step,
-                             schedule_steps=self.schedule_steps)
+                    self.log(
+                        f"{per_step:.3f} s/step: schedule set to {self.schedule_steps} steps",
+                        event="schedule",
+                        step=self.step,
+                        seconds_per_step=per_step,
+                        schedule_steps=self.schedule_steps,
+                    )
             if self.step % c.log_every == 0:
                 now = time.monotonic()
                 means = {k: float(np.mean(v)) for k, v in window.items()}
@@ -495,15 +637,24 @@ class Trainer:
                     f"step {self.step}: loss {means['loss']:.4f} (nfl {means['nfl']:.4f} coarse "
                     f"{means['coarse']:.4f} vq {means['vq']:.4f}) iou {means['iou']:.3f} "
                     f"lr {lr:.2e} {sps:.2f} s/step",
-                    event="train", step=self.step, lr=lr, seconds_per_step=sps,
-                    elapsed=time.monotonic() - self.start, **means,
+                    event="train",
+                    step=self.step,
+                    lr=lr,
+                    seconds_per_step=sps,
+                    elapsed=time.monotonic() - self.start,
+                    **means,
                 )
             if self.step % c.val_every == 0 and self.step < self.schedule_steps:
                 t_val = time.monotonic()
                 metrics = self.validate()
                 val_seconds = self.val_seconds = time.monotonic() - t_val
                 self.history.append({"step": self.step, **metrics})
-                self.log(self._format_val(metrics, val_seconds), event="val", step=self.step, **metrics)
+                self.log(
+                    self._format_val(metrics, val_seconds),
+                    event="val",
+                    step=self.step,
+                    **metrics,
+                )
             if self.step % c.ckpt_every == 0:
                 self.save()
         bar.close()
@@ -512,7 +663,12 @@ class Trainer:
         metrics = self.validate()
         val_seconds = time.monotonic() - t_val
         self.history.append({"step": self.step, **metrics})
-        self.log(self._format_val(metrics, val_seconds), event="val", step=self.step, **metrics)
+        self.log(
+            self._format_val(metrics, val_seconds),
+            event="val",
+            step=self.step,
+            **metrics,
+        )
         self.save(final=True)
         summary = {
             "stop_reason": stop_reason,
@@ -520,14 +676,21 @@ class Trainer:
             "schedule_steps": self.schedule_steps,
             "elapsed_s": time.monotonic() - self.start,
             "device": str(self.device),
-            "device_name": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu",
-            "train_views": {s: len(v) for s, v in self.train_pool.source_indices().items()},
+            "device_name": torch.cuda.get_device_name(self.device)
+            if self.device.type == "cuda"
+            else "cpu",
+            "train_views": {
+                s: len(v) for s, v in self.train_pool.source_indices().items()
+            },
             "final_val": metrics,
             "history": self.history,
         }
         (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        self.log(f"stopped ({stop_reason}) at step {self.step} after {summary['elapsed_s']:.0f} s",
-                 event="end", **{k: v for k, v in summary.items() if k != "history"})
+        self.log(
+            f"stopped ({stop_reason}) at step {self.step} after {summary['elapsed_s']:.0f} s",
+            event="end",
+            **{k: v for k, v in summary.items() if k != "history"},
+        )
         return summary
 
     @staticmethod
