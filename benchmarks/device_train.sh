@@ -18,10 +18,10 @@ if [[ "${1:-}" == "prepare" ]]; then
     rm -rf devcache/data
     mkdir -p "$DST/coco_mval/images" "$DST/coco_mval/masks"
     cp -r "$SRC/plantseg" "$SRC/bian" "$DST/"
-    # every third COCO-MVal object (sorted by name), up to about 40 MB of images
+    # every third COCO-MVal object (sorted by name), up to about 20 MB of images (the working tree that travels is capped at 64 MiB)
     ls "$SRC/coco_mval/images" | sort | awk 'NR % 3 == 1' | while read -r f; do
         size=$(du -sm "$DST/coco_mval/images" | cut -f1)
-        [[ $size -ge 40 ]] && break
+        [[ $size -ge 20 ]] && break
         stem="${f%.*}"
         cp "$SRC/coco_mval/images/$f" "$DST/coco_mval/images/"
         cp "$SRC/coco_mval/masks/$stem".* "$DST/coco_mval/masks/"
