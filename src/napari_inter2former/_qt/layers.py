@@ -99,7 +99,7 @@ def make_points_layer(viewer, source: ImageSource, name: str):
         face_color_cycle=POINT_COLORS,
         border_color="white",
         border_width=0.15,
-        size=max(3.0, 0.02 * max(source.shape[-2:])),
+        size=max(4.0, 0.03 * max(source.shape[-2:])),
         scale=source.scale,
         translate=source.translate,
     )

@@ -23,6 +23,7 @@ from napari.layers import Image, Labels, Points
 from napari.utils import progress
 from napari.utils.events import Event
 from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -60,6 +61,7 @@ __all__ = ["Inter2FormerWidget"]
 logger = logging.getLogger(__name__)
 
 NEW_LABELS = "<new labels layer>"
+PROGRESS_DELAY_MS = 300  # clicks faster than this show no progress bar
 KEYS = {
     "toggle": "T",
     "commit": "C",
@@ -480,8 +482,8 @@ class Inter2FormerWidget(QWidget):
             for rec in batch
         ]
         self._inflight = batch
-        if jobs[0].restart:
-            self._show_progress("Inter2Former: running the model", total=0)
+        if jobs[0].restart:  # may encode a new plane: a progress bar if it takes long
+            self._show_progress_later("Inter2Former: encoding the image", PROGRESS_DELAY_MS)
         self.runner.run_clicks(
             self.source.volume,
             jobs,
@@ -824,6 +826,16 @@ class Inter2FormerWidget(QWidget):
             self.load_clicks(path)
 
     # ----- feedback -----
+    def _show_progress_later(self, description: str, delay_ms: int) -> None:
+        """Show an indeterminate bar only if the job still runs after ``delay_ms``."""
+        worker_token = self.runner._token + 1  # the token of the job about to start
+
+        def show():
+            if self.runner.is_current(worker_token) and self._progress is None:
+                self._show_progress(description, total=0)
+
+        QTimer.singleShot(delay_ms, show)
+
     def _show_progress(self, description: str, total: int) -> None:
         self._close_progress()
         self._progress = progress(total=total, desc=description)
