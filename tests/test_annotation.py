@@ -116,7 +116,7 @@ def test_click_commit_new_ids_keep_existing():
 
 
 def test_overwrite_rule_and_clear_restores():
-    image, left, right = two_discs()
+    image, _left, right = two_discs()
     volume = image[None]
     labels = np.zeros(volume.shape, np.uint32)
     labels[0, 24, 40:56] = 9
@@ -229,7 +229,7 @@ def test_table_round_trip():
 
 
 def test_replay_matches_interactive_session():
-    image, left, right = two_discs()
+    image, left, _right = two_discs()
     volume = np.stack([image, np.roll(image, 3, axis=1)])
     start = np.zeros(volume.shape, np.uint32)
     start[1, 24, 40:56] = 9

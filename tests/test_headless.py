@@ -29,7 +29,7 @@ BLOCK = textwrap.dedent(
 def _run(code, tmp_path):
     result = subprocess.run(
         [sys.executable, "-c", BLOCK + textwrap.dedent(code)],
-        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+        capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
@@ -62,7 +62,7 @@ def test_demo_headless_runs_without_qt(tmp_path):
         tmp_path,
     )
     assert "3 clicks" in out and "IoU" in out
-    labels, meta = read_labels(tmp_path / "res" / "labels.tif")
+    labels, _meta = read_labels(tmp_path / "res" / "labels.tif")
     assert labels.shape == (256, 256)
     assert set(np.unique(labels)) == {0, 1, 2, 3}
     assert (tmp_path / "res" / "labels_clicks.csv").read_text().startswith("order,object_id")

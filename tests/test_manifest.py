@@ -7,7 +7,7 @@ import pytest
 
 npe2 = pytest.importorskip("npe2")
 
-import napari_inter2former  # noqa: E402
+import napari_inter2former
 
 MANIFEST = Path(napari_inter2former.__file__).with_name("napari.yaml")
 

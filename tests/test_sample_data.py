@@ -35,7 +35,7 @@ def test_samples_are_seeded_and_small():
     b, _ = nuclei_2d()
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, nuclei_2d(seed=1)[0])
-    ((data2, meta2, kind2),) = sample_nuclei_2d()
+    ((data2, _meta2, kind2),) = sample_nuclei_2d()
     ((data3, meta3, kind3),) = sample_nuclei_3d()
     assert kind2 == kind3 == "image"
     assert data2.ndim == 2 and data3.ndim == 3 and len(meta3["scale"]) == 3

@@ -6,14 +6,15 @@ with a ``.tif`` name). No napari import here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from .annotation import ClickRecord, records_from_table, records_to_table
 
-__all__ = ["write_labels", "save_labels", "read_labels", "save_clicks", "load_clicks"]
+__all__ = ["load_clicks", "read_labels", "save_clicks", "save_labels", "write_labels"]
 
 _AXES = {2: "YX", 3: "ZYX"}
 

@@ -25,29 +25,29 @@ plane is re-read and the predictor restarts from what is there now.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
 __all__ = [
-    "POSITIVE",
-    "NEGATIVE",
     "CLICK_COLUMNS",
-    "ClickRecord",
-    "ClickJob",
-    "ObjectState",
+    "NEGATIVE",
+    "POSITIVE",
     "Annotation",
-    "next_label_id",
-    "compose",
-    "changed_indices",
+    "ClickJob",
+    "ClickRecord",
+    "ObjectState",
+    "annotated_planes",
     "as_volume",
+    "changed_indices",
+    "compose",
+    "next_label_id",
+    "records_from_table",
+    "records_to_table",
+    "replay",
     "run_click_jobs",
     "stop_plane",
-    "annotated_planes",
-    "records_to_table",
-    "records_from_table",
-    "replay",
 ]
 
 POSITIVE = "positive"
@@ -432,7 +432,7 @@ def records_from_table(table) -> list[ClickRecord]:
     if missing:
         raise ValueError(f"the click table lacks the column(s) {', '.join(missing)}")
     n = len(table["row"])
-    col = lambda name, default: list(table[name]) if name in table else [default] * n  # noqa: E731
+    col = lambda name, default: list(table[name]) if name in table else [default] * n
     records = []
     for order, oid, plane, row, c, label, over, low, high in zip(
         col("order", None),

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["main", "headless"]
+__all__ = ["headless", "main"]
 
 
 def _make_predictor(fake: bool):
@@ -86,9 +86,9 @@ def main(argv=None) -> int:
             print(f"error: {err}", file=sys.stderr)
             return 1
         return 0
-    from ._qt.launch import open_viewer
-
     import napari
+
+    from ._qt.launch import open_viewer
 
     factory = None
     if args.fake:

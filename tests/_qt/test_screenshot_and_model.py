@@ -1,9 +1,8 @@
 import numpy as np
 import pytest
+from widget_helpers import wait_idle
 
 from napari_inter2former._sample_data import nuclei_2d
-
-from widget_helpers import wait_idle
 
 pytestmark = pytest.mark.gui
 
@@ -47,7 +46,7 @@ def test_widget_drives_the_real_model(make_napari_viewer, qtbot):
     from napari_inter2former.model.build import build_model
     from napari_inter2former.predictor import Predictor
 
-    image, truth = nuclei_2d()
+    image, _truth = nuclei_2d()
     image = image[:128, :128]
     model = build_model("tiny")
     viewer = make_napari_viewer()

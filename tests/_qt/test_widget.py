@@ -1,11 +1,10 @@
 import numpy as np
 import pytest
+from widget_helpers import SlowFakePredictor, ball_stack, discs_image, wait_idle
 
 from napari_inter2former._qt import widget as widget_module
 from napari_inter2former._writer import load_clicks, read_labels
 from napari_inter2former.annotation import as_volume, replay
-
-from widget_helpers import SlowFakePredictor, ball_stack, discs_image, wait_idle
 
 pytestmark = pytest.mark.gui
 
@@ -27,8 +26,8 @@ class FakeMouse:
 
 
 def test_click_shows_mask_with_layer_geometry(make_widget, qtbot):
-    image, left, right = discs_image()
-    viewer, widget = make_widget(image, scale=(2.0, 0.5), translate=(10, -4))
+    image, left, _right = discs_image()
+    _viewer, widget = make_widget(image, scale=(2.0, 0.5), translate=(10, -4))
     labels, points = widget.labels, widget.points
     assert (labels.name, points.name) == ("labels [img]", "clicks [img]")
     np.testing.assert_array_equal(labels.scale, [2.0, 0.5])
@@ -44,7 +43,7 @@ def test_click_shows_mask_with_layer_geometry(make_widget, qtbot):
 
 def test_negative_clicks_by_modifier_and_toggle(make_widget, qtbot):
     image, left, right = discs_image()
-    viewer, widget = make_widget(image)
+    _viewer, widget = make_widget(image)
     widget.add_click(0, 30, 20)
     widget.add_click(0, 30, 56)
     wait_idle(qtbot, widget)
@@ -69,8 +68,8 @@ def test_negative_clicks_by_modifier_and_toggle(make_widget, qtbot):
 
 
 def test_commit_gives_new_ids_and_keeps_existing(make_widget, qtbot):
-    image, left, right = discs_image()
-    viewer, widget = make_widget(image)
+    image, _left, right = discs_image()
+    _viewer, widget = make_widget(image)
     widget.add_click(0, 30, 20)
     wait_idle(qtbot, widget)
     widget.commit()
@@ -94,7 +93,7 @@ def test_commit_gives_new_ids_and_keeps_existing(make_widget, qtbot):
 
 def test_undo_redo_steps_through_model_steps_and_clear(make_widget, qtbot):
     image, left, right = discs_image()
-    viewer, widget = make_widget(image)
+    _viewer, widget = make_widget(image)
     labels = widget.labels
     widget.add_click(0, 30, 20)
     wait_idle(qtbot, widget)
@@ -121,7 +120,7 @@ def test_undo_redo_steps_through_model_steps_and_clear(make_widget, qtbot):
 
 def test_commit_while_running_waits_for_the_result(make_widget, qtbot):
     image, left, right = discs_image()
-    viewer, widget = make_widget(image, predictor=SlowFakePredictor(0.2))
+    _viewer, widget = make_widget(image, predictor=SlowFakePredictor(0.2))
     widget.add_click(0, 30, 20)
     widget.add_click(0, 30, 56)  # waits while the first runs: drawn in the next batch
     widget.commit()
@@ -169,7 +168,7 @@ def test_propagate_fills_the_object_planes(make_widget, qtbot):
 
 
 def test_negative_click_stops_propagation(make_widget, qtbot):
-    volume, expected = ball_stack()
+    volume, _expected = ball_stack()
     viewer, widget = make_widget(volume)
     widget.add_click(7, 24, 24)
     widget.add_click(10, 24, 24, positive=False)  # "stop here" marker
@@ -183,7 +182,7 @@ def test_negative_click_stops_propagation(make_widget, qtbot):
 
 def test_fill_between_two_annotated_planes(make_widget, qtbot):
     volume, expected = ball_stack(planes=(2, 13))
-    viewer, widget = make_widget(volume)
+    _viewer, widget = make_widget(volume)
     widget.add_click(4, 24, 24)
     widget.add_click(10, 24, 24)
     wait_idle(qtbot, widget)
@@ -215,8 +214,8 @@ def test_cancel_mid_propagation_leaves_no_partial_planes(make_widget, qtbot):
 
 
 def test_save_round_trip_and_csv_replay(make_widget, qtbot, tmp_path):
-    image, left, right = discs_image()
-    viewer, widget = make_widget(image, scale=(0.5, 0.25))
+    image, _left, _right = discs_image()
+    _viewer, widget = make_widget(image, scale=(0.5, 0.25))
     widget.add_click(0, 30, 20)
     widget.add_click(0, 30, 56)
     wait_idle(qtbot, widget)
@@ -249,7 +248,7 @@ def test_save_round_trip_and_csv_replay(make_widget, qtbot, tmp_path):
 
 
 def test_bad_inputs_notify(make_widget, qtbot, notes):
-    image, left, right = discs_image()
+    image, _left, _right = discs_image()
     viewer, widget = make_widget(image)
     # 4-D data: a notification, no traceback
     viewer.add_image(np.zeros((2, 3, 16, 16), np.uint8), name="4d")
@@ -274,7 +273,7 @@ def test_bad_inputs_notify(make_widget, qtbot, notes):
 
 
 def test_layer_deleted_mid_run(make_widget, qtbot, notes):
-    image, left, right = discs_image()
+    image, _left, right = discs_image()
     viewer, widget = make_widget(image, predictor=SlowFakePredictor(0.3))
     widget.add_click(0, 30, 20)
     assert widget.runner.busy
@@ -318,9 +317,9 @@ def test_keys_are_bound_on_our_layers_only(make_widget, qtbot):
 
 
 def test_rgb_image(make_widget, qtbot):
-    image, left, right = discs_image()
+    image, _left, right = discs_image()
     rgb = np.stack([image // 8] * 3, axis=-1).astype(np.uint8)
-    viewer, widget = make_widget(rgb, rgb=True)
+    _viewer, widget = make_widget(rgb, rgb=True)
     assert widget.labels.data.shape == image.shape
     widget.add_click(0, 30, 56)
     wait_idle(qtbot, widget)
@@ -332,7 +331,7 @@ def test_precompute_encodes_every_plane(make_widget, qtbot):
     from napari_inter2former.testing import FakePredictor
 
     predictor = FakePredictor()
-    viewer, widget = make_widget(volume, predictor=predictor)
+    _viewer, widget = make_widget(volume, predictor=predictor)
     widget.precompute()
     wait_idle(qtbot, widget)
     assert predictor.encode_calls == 6

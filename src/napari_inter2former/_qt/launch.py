@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["open_viewer", "main"]
+__all__ = ["main", "open_viewer"]
 
 
 def open_viewer(sample: str = "2d", predictor_factory=None, show: bool = True):

@@ -20,15 +20,15 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "POINT_COLORS",
     "ImageSource",
-    "image_source",
-    "empty_click_features",
-    "make_points_layer",
-    "make_labels_layer",
     "check_labels_layer",
-    "read_plane",
-    "write_planes",
     "click_position",
+    "empty_click_features",
+    "image_source",
+    "make_labels_layer",
+    "make_points_layer",
+    "read_plane",
     "records_from_points",
+    "write_planes",
 ]
 
 POINT_COLORS = {POSITIVE: "#00ff00", NEGATIVE: "#ff00ff"}
@@ -49,7 +49,7 @@ class ImageSource:
         The layer's display range (None for RGB).
     """
 
-    def __init__(self, layer: "napari.layers.Image", channel: int | None = None) -> None:
+    def __init__(self, layer: napari.layers.Image, channel: int | None = None) -> None:
         data = layer.data[0] if layer.multiscale else layer.data
         self.volume, self.is_volume = as_volume(data, rgb=layer.rgb, channel=channel)
         self.rgb = bool(layer.rgb)

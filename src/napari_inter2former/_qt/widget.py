@@ -13,10 +13,12 @@ shows.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 from napari.layers import Image, Labels, Points
@@ -86,7 +88,7 @@ class Inter2FormerWidget(QWidget):
 
     def __init__(
         self,
-        napari_viewer: "napari.viewer.Viewer",
+        napari_viewer: napari.viewer.Viewer,
         predictor_factory: Callable | None = None,
     ) -> None:
         super().__init__()
@@ -246,7 +248,7 @@ class Inter2FormerWidget(QWidget):
         self.annotation.commit()
         if layer is None:
             name = f"labels [{self.source.layer.name}]"
-            existing = self.viewer.layers[name] if name in self.viewer.layers else None
+            existing = self._layer_named(name)
             if existing is not None and isinstance(existing, Labels):
                 try:
                     L.check_labels_layer(existing, self.source)
@@ -267,9 +269,13 @@ class Inter2FormerWidget(QWidget):
             self.viewer.layers.selection.active = self.points
         self._update_status()
 
+    def _layer_named(self, name: str):
+        """The viewer's layer called ``name``, or None (LayerList has no ``get``)."""
+        return self.viewer.layers[name] if name in self.viewer.layers else None
+
     def _setup_points(self) -> None:
         name = f"clicks [{self.source.layer.name}]"
-        layer = self.viewer.layers[name] if name in self.viewer.layers else None
+        layer = self._layer_named(name)
         if not isinstance(layer, Points) or layer.ndim != self.source.ndim:
             if layer is not None:
                 layer.name = f"{name} (old)"
@@ -433,7 +439,7 @@ class Inter2FormerWidget(QWidget):
             return
         self._adding = True
         try:
-            self.points.selected_data = set(int(i) for i in indices)
+            self.points.selected_data = {int(i) for i in indices}
             self.points.remove_selected()
         finally:
             self._adding = False
@@ -629,8 +635,7 @@ class Inter2FormerWidget(QWidget):
             if not obj.planes:
                 show_info("Inter2Former: the current object is empty.")
                 return
-            plane = max(obj.planes, key=lambda p: -abs(p - plane))
-            plane = obj.planes[-1] if plane is None else plane
+            plane = min(obj.planes, key=lambda p: abs(p - plane))  # nearest object plane
         start = L.read_plane(self.labels, plane, True) == obj.object_id
         records = self._records()
         n_planes = self.source.volume.shape[0]
@@ -664,7 +669,7 @@ class Inter2FormerWidget(QWidget):
         anchors = [p for p in annotated_planes(self._records(), obj.object_id) if p in obj.planes]
         if obj.object_id not in {r.object_id for r in self._records()}:
             anchors = obj.planes
-        pairs = [(a, b) for a, b in zip(anchors[:-1], anchors[1:]) if b - a > 1]
+        pairs = [(a, b) for a, b in itertools.pairwise(anchors) if b - a > 1]
         if not pairs:
             show_info("Inter2Former: annotate the object on two planes with a gap between them.")
             return
@@ -856,6 +861,6 @@ class Inter2FormerWidget(QWidget):
             parts.append(f"last click {1000 * self.latencies[-1]:.0f} ms")
         self.status.setText(" | ".join(parts))
 
-    def closeEvent(self, event) -> None:  # noqa: N802 (Qt name)
+    def closeEvent(self, event) -> None:
         self.runner.cancel()
         super().closeEvent(event)

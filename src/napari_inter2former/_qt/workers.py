@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from napari.qt.threading import create_worker
 
@@ -103,7 +104,7 @@ class ModelRunner:
     def _start(self, worker, kind, on_done, on_error, on_finished) -> int:
         self._token += 1
         token = self._token
-        current = lambda: token == self._token  # noqa: E731
+        current = lambda: token == self._token
 
         def returned(value):
             if current() and on_done is not None:
