@@ -22,6 +22,17 @@ def disc_image(shape=(64, 80), center=(30, 40), radius=12, dtype=np.uint8, seed=
     return image.astype(dtype), mask
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """Small tensors run fastest on one thread (CI has 2 shared cores); restore afterwards."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture
 def disc():
     return disc_image()

@@ -11,13 +11,6 @@ from napari_inter2former.model.image_encoder import TinyViT
 from napari_inter2former.model.sam_decoder import MaskDecoder, PromptEncoder
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Small tensors run fastest on one thread on a shared machine; restore afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 class SpyPromptEncoder(PromptEncoder):

@@ -10,12 +10,6 @@ from napari_inter2former.model import (
 from napari_inter2former.model.weights import save_weights
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_registry():

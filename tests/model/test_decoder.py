@@ -6,13 +6,6 @@ from napari_inter2former.model.decoder import Inter2FormerDecoder
 from napari_inter2former.reference_map import new_reference_map, paint_clicks
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny tensors on a shared 2-core machine: one thread avoids OpenMP contention
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _decoder(seed=0):

@@ -5,13 +5,6 @@ from napari_inter2former.constants import PIXEL_MEAN, PIXEL_STD
 from napari_inter2former.model.edge_net import CannyFrontEnd, EdgeNet, count_parameters
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny tensors on a shared 2-core machine: one thread avoids OpenMP contention
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _normalise(img255):

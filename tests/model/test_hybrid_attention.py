@@ -12,13 +12,6 @@ from napari_inter2former.model.hybrid_attention import HybridAttention, boundary
 from napari_inter2former.model.prompt_embedding import prompt_box
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny tensors on a shared 2-core machine: one thread avoids OpenMP contention
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _square_ref():

@@ -15,13 +15,6 @@ from napari_inter2former.model.image_encoder import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Small tensors run fastest on one thread on a shared machine; restore afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def tiny_tinyvit(**kwargs) -> TinyViT:

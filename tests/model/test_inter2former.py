@@ -9,13 +9,6 @@ from napari_inter2former.reference_map import new_reference_map, paint_clicks
 from napari_inter2former.transforms import InputGeometry
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny tensors on a shared 2-core machine: one thread avoids OpenMP contention
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

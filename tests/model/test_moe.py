@@ -1,17 +1,9 @@
-import pytest
 import torch
 import torch.nn.functional as F
 
 from napari_inter2former.model.moe import HybridMoE
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny tensors on a shared 2-core machine: one thread avoids OpenMP contention
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _per_token(moe, x, boundary):

@@ -6,13 +6,6 @@ import torch
 from napari_inter2former.model.rope import RoPE2d, apply_rope, rope_tables
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny tensors on a shared 2-core machine: one thread avoids OpenMP contention
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _rotate_by_hand(x, ys, xs, theta=10000.0, ratio=0.5):

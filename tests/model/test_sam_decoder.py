@@ -12,13 +12,6 @@ from napari_inter2former.model.sam_decoder import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Small tensors run fastest on one thread on a shared machine; restore afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def tiny_modules():

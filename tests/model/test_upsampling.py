@@ -1,17 +1,9 @@
-import pytest
 import torch
 
 from napari_inter2former.constants import OUTSIDE_LOGIT
 from napari_inter2former.model.upsampling import DynamicLocalUpsampling, stage_channels
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny tensors on a shared 2-core machine: one thread avoids OpenMP contention
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _inputs(up, side, seed=0):

@@ -1,7 +1,6 @@
 """Fixtures for the training tests: one torch thread, a very small model variant."""
 
 import pytest
-import torch
 
 from napari_inter2former.model.build import CONFIGS, ModelConfig
 
@@ -17,13 +16,6 @@ MICRO = ModelConfig(
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # the CI machine is shared: several OpenMP threads per process slow everything down
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture

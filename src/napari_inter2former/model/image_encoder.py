@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .common import LayerNorm2d
+
 __all__ = [
     "TinyViT",
     "LayerNorm2d",
@@ -34,22 +36,6 @@ __all__ = [
 MOBILESAM_ENCODER_FILE = "mobilesam_image_encoder.safetensors"
 # checkpoint keys of the ImageNet head that MobileSAM carries but never uses
 CLASSIFIER_HEAD_PREFIXES = ("norm_head.", "head.")
-
-
-class LayerNorm2d(nn.Module):
-    """LayerNorm over the channels of a (B, C, H, W) map (eps 1e-6, as in SAM)."""
-
-    def __init__(self, num_channels: int, eps: float = 1e-6) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(num_channels))
-        self.bias = nn.Parameter(torch.zeros(num_channels))
-        self.eps = eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mean = x.mean(1, keepdim=True)
-        var = (x - mean).pow(2).mean(1, keepdim=True)
-        x = (x - mean) / torch.sqrt(var + self.eps)
-        return self.weight[:, None, None] * x + self.bias[:, None, None]
 
 
 class ConvBN(nn.Sequential):
