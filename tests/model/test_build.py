@@ -77,11 +77,9 @@ def test_bad_inputs(tmp_path):
         build_model("tiny", boundary_rule="variance")
 
 
-def test_pretrained_without_shipped_decoder_says_so():
-    from napari_inter2former.model.build import DECODER_FILE
-    from napari_inter2former.model.weights import WEIGHTS_DIR, weights_json
+def test_pretrained_without_shipped_decoder_says_so(monkeypatch):
+    from napari_inter2former.model import build
 
-    if (WEIGHTS_DIR / DECODER_FILE).is_file() and DECODER_FILE in weights_json():
-        pytest.skip("the decoder is shipped")
+    monkeypatch.setattr(build, "DECODER_FILE", "no_such_decoder.safetensors")
     with pytest.raises(FileNotFoundError, match="not been trained/shipped"):
         build_model("default", pretrained=True)
