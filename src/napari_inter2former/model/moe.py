@@ -115,7 +115,7 @@ class HybridMoE(nn.Module):
         choice, w_s, w_e = self.route(xb)
         routed = self._grouped(xb, choice)
         y_b = w_s[:, None] * y[idx] + w_e[:, None] * routed
-        y[idx] = y_b  # y is not saved for backward: in place is safe
+        y[idx] = y_b.to(y.dtype)  # under autocast y_b may be bf16; y is not saved for backward
         if self.training:
             self._update_bias(choice)
         return y.reshape(shape)
