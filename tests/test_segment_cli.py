@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
+import tifffile
 
 from napari_inter2former import cli
+from napari_inter2former.annotation import ClickRecord
 from napari_inter2former.testing import FakePredictor
 
 
@@ -13,9 +15,9 @@ def write_csv(path, text):
 def test_read_clicks_accepts_words_and_numbers(tmp_path):
     path = write_csv(tmp_path / "c.csv", "y,x,positive,object_id\n1,2,positive,3\n4.5,5,0,3\n")
     clicks = cli.read_clicks(path)
-    assert [(c["y"], c["x"], c["positive"], c["object_id"], c["z"]) for c in clicks] == [
-        (1.0, 2.0, True, 3, None),
-        (4.5, 5.0, False, 3, None),
+    assert [(c.row, c.col, c.positive, c.object_id, c.plane, c.order) for c in clicks] == [
+        (1.0, 2.0, True, 3, 0, 0),
+        (4.5, 5.0, False, 3, 0, 1),
     ]
 
 
@@ -28,30 +30,27 @@ def test_read_clicks_bad_files(tmp_path, text, match):
         cli.read_clicks(write_csv(tmp_path / "c.csv", text))
 
 
-def test_segment_2d_two_objects_keep_earlier_labels():
+def test_segment_2d_two_objects_keep_their_ids():
     image = np.zeros((30, 30), np.uint8)
     image[2:10, 2:10] = 200
     image[15:25, 15:25] = 200
-    clicks = [
-        {"z": None, "y": 5, "x": 5, "positive": True, "object_id": 7},
-        {"z": None, "y": 20, "x": 20, "positive": True, "object_id": 2},
-    ]
+    clicks = [ClickRecord(7, 0, 5, 5, True, 0), ClickRecord(2, 0, 20, 20, True, 1)]
     labels = cli.segment(FakePredictor(), image, clicks)
-    assert labels.dtype == np.uint32
-    assert (labels == 1).sum() == 64 and (labels == 2).sum() == 100
+    assert labels.shape == (30, 30)
+    assert (labels == 7).sum() == 64 and (labels == 2).sum() == 100
 
 
-def test_segment_3d_planes():
+def test_main_on_a_3d_stack_with_a_fake_model(tmp_path, monkeypatch):
     volume = np.zeros((3, 20, 20), np.uint8)
     volume[:, 5:10, 5:10] = 200
-    clicks = [
-        {"z": 0, "y": 7, "x": 7, "positive": True, "object_id": 1},
-        {"z": 2, "y": 7, "x": 7, "positive": True, "object_id": 1},
-    ]
-    labels = cli.segment(FakePredictor(), volume, clicks)
+    tifffile.imwrite(tmp_path / "stack.tif", volume)
+    write_csv(tmp_path / "c.csv", "z,y,x,positive\n0,7,7,1\n2,7,7,1\n")
+    monkeypatch.setattr("napari_inter2former.model.build.build_model", lambda *a, **k: None)
+    monkeypatch.setattr("napari_inter2former.predictor.Predictor", lambda model, **k: FakePredictor())
+    out = tmp_path / "labels.tif"
+    assert cli.main(["segment", str(tmp_path / "stack.tif"), "--clicks", str(tmp_path / "c.csv"), "--out", str(out)]) == 0
+    labels = tifffile.imread(out)
     assert [(labels[z] == 1).sum() for z in range(3)] == [25, 0, 25]
-    with pytest.raises(ValueError, match="z column"):
-        cli.segment(FakePredictor(), volume[0], clicks)
 
 
 def test_main_reports_errors_without_traceback(tmp_path, capsys):
