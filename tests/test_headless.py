@@ -66,3 +66,15 @@ def test_demo_headless_runs_without_qt(tmp_path):
     assert labels.shape == (256, 256)
     assert set(np.unique(labels)) == {0, 1, 2, 3}
     assert (tmp_path / "res" / "labels_clicks.csv").read_text().startswith("order,object_id")
+
+
+def test_demo_without_display_falls_back_to_headless(tmp_path, monkeypatch, capsys):
+    from napari_inter2former import demo
+
+    monkeypatch.setattr(demo.sys, "platform", "linux")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    out = tmp_path / "labels.tif"
+    assert demo.main(["--fake", "--out", str(out)]) == 0
+    assert "running the headless demo" in capsys.readouterr().out
+    assert out.is_file()

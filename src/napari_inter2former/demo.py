@@ -70,6 +70,14 @@ def headless(out: str | Path = "labels.tif", *, n_objects: int = 5, fake: bool =
     return written
 
 
+def _has_display() -> bool:
+    import os
+
+    if not sys.platform.startswith("linux"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m napari_inter2former.demo",
                                      description=__doc__.splitlines()[0])
@@ -79,6 +87,9 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="labels.tif", help="labels file (headless)")
     parser.add_argument("-n", "--objects", type=int, default=5, help="objects to click")
     args = parser.parse_args(argv)
+    if not args.headless and not _has_display():
+        print("no display found (DISPLAY / WAYLAND_DISPLAY unset): running the headless demo")
+        args.headless = True
     if args.headless:
         try:
             headless(args.out, n_objects=args.objects, fake=args.fake, three_d=args.three_d)
