@@ -1,0 +1,89 @@
+"""Click-to-mask latency in a real napari viewer, and a screenshot.
+
+Run under a display (``xvfb-run -a python benchmarks/viewer_latency.py``). The widget is
+docked on the 2-D sample; the first click loads the model and encodes the image; each
+next click (one per nucleus, committed in between) is timed from ``add_click`` until the
+labels layer holds the mask (``widget.latencies``, measured by the widget itself).
+
+    --model default   the shipped model (Predictor.from_pretrained)
+    --model fake      the deterministic stand-in
+    --screenshot PNG  save the viewer after the clicks
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="default", choices=["default", "fake", "tiny"])
+    parser.add_argument("--clicks", type=int, default=10)
+    parser.add_argument("--screenshot", default=None)
+    args = parser.parse_args()
+
+    import napari
+    from qtpy.QtWidgets import QApplication
+
+    from napari_inter2former._qt.widget import Inter2FormerWidget
+    from napari_inter2former._sample_data import nuclei_2d
+
+    threads = max(1, (os.cpu_count() or 2) - 1)
+    if args.model == "fake":
+        from napari_inter2former.testing import FakePredictor as factory
+    else:
+        from napari_inter2former.model.build import build_model
+        from napari_inter2former.predictor import Predictor
+
+        def factory():
+            if args.model == "tiny":
+                return Predictor(build_model("tiny"), num_threads=threads)
+            return Predictor.from_pretrained(num_threads=threads)
+
+    image, truth = nuclei_2d()
+    viewer = napari.Viewer(show=True)
+    viewer.add_image(image, name="nuclei 2d")
+    widget = Inter2FormerWidget(viewer, predictor_factory=factory)
+    viewer.window.add_dock_widget(widget, name="Inter2Former")
+    app = QApplication.instance()
+
+    def wait():
+        while widget.runner.busy or widget._pending:
+            app.processEvents()
+            time.sleep(0.0005)
+
+    def centre(label):
+        rows, cols = np.nonzero(truth == label)
+        return int(np.median(rows)), int(np.median(cols))
+
+    start = time.perf_counter()
+    widget.add_click(0, *centre(1))
+    wait()
+    first = time.perf_counter() - start
+    widget.commit()
+    widget.latencies.clear()
+    for label in range(2, args.clicks + 2):
+        widget.add_click(0, *centre(label))
+        wait()
+        if label < args.clicks + 1:
+            widget.commit()
+    ms = np.array(widget.latencies) * 1000
+    print(
+        f"{args.model}: first click (load + encode + decode) {first * 1000:.0f} ms; "
+        f"next {len(ms)} clicks: median {np.median(ms):.0f} ms, p90 {np.percentile(ms, 90):.0f} ms, "
+        f"max {ms.max():.0f} ms (torch threads {threads}, {os.cpu_count()} CPUs)"
+    )
+    if args.screenshot:
+        for _ in range(20):
+            app.processEvents()
+        viewer.screenshot(args.screenshot, canvas_only=False)
+        print(f"wrote {args.screenshot}")
+    viewer.close()
+
+
+if __name__ == "__main__":
+    main()
