@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="evaluate at most N objects per image (seeded sample)")
     parser.add_argument("--min-size", type=int, default=16,
                         help="skip objects under this many pixels (voxels in --3d)")
+    parser.add_argument("--cache-size", type=int, default=None,
+                        help="images (planes) whose encoder features are kept; in --3d use at "
+                        "least the volume depth, or planes are encoded again (~70 MB each)")
     parser.add_argument("--3d", dest="three_d", action="store_true",
                         help="slice-by-slice 3-D task on volumes")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
@@ -107,6 +110,8 @@ def _progress(desc: str):
 
 def _run_model(spec: str, samples, views, n_skipped, args) -> tuple[dict, list]:
     predictor = load_predictor(spec, threads=args.threads)
+    if args.cache_size is not None and hasattr(predictor, "cache"):
+        predictor.cache.max_entries = args.cache_size
     start = time.perf_counter()
     if args.three_d:
         result = evaluate_dataset_3d(
