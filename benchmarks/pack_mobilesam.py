@@ -25,10 +25,8 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from napari_inter2former.constants import PIXEL_MEAN, PIXEL_STD
 from napari_inter2former.model.image_encoder import (
     MOBILESAM_ENCODER_FILE,
     TinyViT,
@@ -42,6 +40,7 @@ from napari_inter2former.model.weights import (
     save_weights,
     sha256_of,
 )
+from napari_inter2former.testing import encoder_test_pattern, sam_normalise
 
 CHECKPOINT_SHA256 = "6dbb90523a35330fedd7f1d3dfc66f995213d81b29a5ca8108dbcdd4e37d6c2f"
 SOURCE = (
@@ -81,42 +80,33 @@ The model code in napari_inter2former/model/ is an independent implementation.
 """
 
 
-def synthetic_image(size: int = 1024) -> np.ndarray:
-    """A smooth RGB test pattern with a disc, (size, size, 3) uint8 (same as the tests)."""
-    r = np.arange(size, dtype=np.float64)[:, None] / size
-    c = np.arange(size, dtype=np.float64)[None, :] / size
-    red = 0.5 + 0.5 * np.sin(2 * np.pi * (3 * r + 2 * c))
-    green = 0.5 + 0.5 * np.cos(2 * np.pi * (5 * r * c + c))
-    blue = 0.1 + 0.8 * (((r - 0.5) ** 2 + (c - 0.45) ** 2) < 0.2**2)
-    rgb = np.stack(np.broadcast_arrays(red, green, blue), axis=-1)
-    return np.round(rgb * 255).astype(np.uint8)
-
-
-def normalise(rgb: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 -> (1, 3, H, W) float32 with SAM mean/std."""
-    x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float()
-    mean = torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(PIXEL_STD).view(1, 3, 1, 1)
-    return (x - mean) / std
-
-
 def split_checkpoint(state: dict[str, torch.Tensor]) -> tuple[dict, dict]:
     """Encoder state (prefix stripped, head dropped) and prompt encoder + mask decoder state."""
     unknown = [
-        k for k in state if not k.startswith(("image_encoder.", "prompt_encoder.", "mask_decoder."))
+        k
+        for k in state
+        if not k.startswith(("image_encoder.", "prompt_encoder.", "mask_decoder."))
     ]
     if unknown:
         raise ValueError(f"unexpected checkpoint keys: {unknown[:5]}")
     encoder = strip_classifier_head(
-        {k[len("image_encoder.") :]: v for k, v in state.items() if k.startswith("image_encoder.")}
+        {
+            k[len("image_encoder.") :]: v
+            for k, v in state.items()
+            if k.startswith("image_encoder.")
+        }
     )
-    decoder = {k: v for k, v in state.items() if k.startswith(("prompt_encoder.", "mask_decoder."))}
+    decoder = {
+        k: v
+        for k, v in state.items()
+        if k.startswith(("prompt_encoder.", "mask_decoder."))
+    }
     return encoder, decoder
 
 
 def check_fp16(encoder_fp32: dict[str, torch.Tensor], encoder_file: Path) -> None:
     torch.set_num_threads(2)
-    x = normalise(synthetic_image())
+    x = sam_normalise(encoder_test_pattern()[0])
     embeddings = []
     for state in (encoder_fp32, load_weights(encoder_file)):
         model = TinyViT().eval()
@@ -137,20 +127,29 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("checkpoint", type=Path, help="path to mobile_sam.pt")
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR, help="output folder")
-    parser.add_argument("--check", action="store_true", help="compare fp16 and fp32 embeddings")
+    parser.add_argument(
+        "--check", action="store_true", help="compare fp16 and fp32 embeddings"
+    )
     args = parser.parse_args(argv)
 
     sha = sha256_of(args.checkpoint)
     if sha != CHECKPOINT_SHA256:
-        raise SystemExit(f"{args.checkpoint} has sha256 {sha}, expected {CHECKPOINT_SHA256}")
+        raise SystemExit(
+            f"{args.checkpoint} has sha256 {sha}, expected {CHECKPOINT_SHA256}"
+        )
     state = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
     encoder, decoder = split_checkpoint(state)
 
     json_path = args.out / "weights.json"
-    for name, part in ((MOBILESAM_ENCODER_FILE, encoder), (MOBILESAM_PROMPT_DECODER_FILE, decoder)):
+    for name, part in (
+        (MOBILESAM_ENCODER_FILE, encoder),
+        (MOBILESAM_PROMPT_DECODER_FILE, decoder),
+    ):
         path = args.out / name
         save_weights(part, path, dtype=torch.float16)
-        entry = record_weights_file(path, source=SOURCE, licence=LICENCE, json_path=json_path)
+        entry = record_weights_file(
+            path, source=SOURCE, licence=LICENCE, json_path=json_path
+        )
         print(
             f"{path}: {len(part)} tensors, {entry['bytes'] / 1e6:.2f} MB, sha256 {entry['sha256']}"
         )

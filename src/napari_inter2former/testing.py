@@ -12,7 +12,7 @@ from scipy import ndimage as ndi
 
 from .predictor import BasePredictor, Click
 
-__all__ = ["FakePredictor"]
+__all__ = ["FakePredictor", "encoder_test_pattern", "sam_normalise"]
 
 
 class FakePredictor(BasePredictor):
@@ -67,3 +67,36 @@ class FakePredictor(BasePredictor):
 
     def _set_state(self, state) -> None:
         self._current = state
+
+
+def encoder_test_pattern(size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """A smooth RGB pattern with a blue disc, and the disc's mask.
+
+    The fixed input on which the encoder's reference embedding was recorded
+    (``benchmarks/pack_mobilesam.py --check``, ``tests/model/test_image_encoder.py``).
+
+    Returns
+    -------
+    rgb : ndarray of shape (size, size, 3), uint8
+    disc : ndarray of shape (size, size), bool
+    """
+    r = np.arange(size, dtype=np.float64)[:, None] / size
+    c = np.arange(size, dtype=np.float64)[None, :] / size
+    disc = ((r - 0.5) ** 2 + (c - 0.45) ** 2) < 0.2**2
+    red = 0.5 + 0.5 * np.sin(2 * np.pi * (3 * r + 2 * c))
+    green = 0.5 + 0.5 * np.cos(2 * np.pi * (5 * r * c + c))
+    blue = 0.1 + 0.8 * disc
+    rgb = np.stack(np.broadcast_arrays(red, green, blue), axis=-1)
+    return np.round(rgb * 255).astype(np.uint8), disc
+
+
+def sam_normalise(rgb: np.ndarray):
+    """(H, W, 3) uint8 -> (1, 3, H, W) float32 tensor normalised with the SAM mean/std."""
+    import torch
+
+    from .constants import PIXEL_MEAN, PIXEL_STD
+
+    x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float()
+    return (x - torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1)) / torch.tensor(
+        PIXEL_STD
+    ).view(1, 3, 1, 1)

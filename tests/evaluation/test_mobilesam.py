@@ -9,8 +9,7 @@ import torch
 from napari_inter2former.evaluation.mobilesam import MobileSAMPredictor
 from napari_inter2former.model.image_encoder import TinyViT
 from napari_inter2former.model.sam_decoder import MaskDecoder, PromptEncoder
-
-
+from napari_inter2former.testing import encoder_test_pattern
 
 
 class SpyPromptEncoder(PromptEncoder):
@@ -22,7 +21,11 @@ class SpyPromptEncoder(PromptEncoder):
 
     def forward(self, points, masks=None):
         self.calls.append(
-            (points[0].clone(), points[1].clone(), None if masks is None else masks.clone())
+            (
+                points[0].clone(),
+                points[1].clone(),
+                None if masks is None else masks.clone(),
+            )
         )
         return super().forward(points, masks)
 
@@ -44,9 +47,14 @@ def tiny_predictor(**kwargs) -> MobileSAMPredictor:
         window_sizes=(7, 4, 4, 4), out_chans=32,
     )  # fmt: skip
     pe = SpyPromptEncoder(
-        embed_dim=32, image_embedding_size=(4, 4), input_image_size=(64, 64), mask_in_chans=8
+        embed_dim=32,
+        image_embedding_size=(4, 4),
+        input_image_size=(64, 64),
+        mask_in_chans=8,
     )
-    md = SpyMaskDecoder(transformer_dim=32, num_heads=2, mlp_dim=64, iou_head_hidden_dim=32)
+    md = SpyMaskDecoder(
+        transformer_dim=32, num_heads=2, mlp_dim=64, iou_head_hidden_dim=32
+    )
     return MobileSAMPredictor(encoder, pe, md, **kwargs)
 
 
@@ -95,7 +103,9 @@ def test_undo_restores_mask_input():
     p.set_image(grey_image())
     m1 = p.add_click(20, 30)
     p.add_click(25, 60, positive=False)
-    state_after_first = p.prompt_encoder.calls[1][2]  # mask input given to click 2 = click-1 logits
+    state_after_first = p.prompt_encoder.calls[1][
+        2
+    ]  # mask input given to click 2 = click-1 logits
     restored = p.undo_click()
     assert np.array_equal(restored, m1)
     assert len(p.clicks) == 1
@@ -166,23 +176,14 @@ def test_one_click_segments_a_bright_disc_and_undo_works(mobilesam):
     assert np.array_equal(mobilesam.add_click(20, 20, positive=False), m2)
 
 
-def synthetic_image(size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """The pattern of tests/model/test_image_encoder.py and the mask of its blue disc."""
-    r = np.arange(size, dtype=np.float64)[:, None] / size
-    c = np.arange(size, dtype=np.float64)[None, :] / size
-    red = 0.5 + 0.5 * np.sin(2 * np.pi * (3 * r + 2 * c))
-    green = 0.5 + 0.5 * np.cos(2 * np.pi * (5 * r * c + c))
-    blue = 0.1 + 0.8 * (((r - 0.5) ** 2 + (c - 0.45) ** 2) < 0.2**2)
-    rgb = np.stack(np.broadcast_arrays(red, green, blue), axis=-1)
-    return np.round(rgb * 255).astype(np.uint8), (((r - 0.5) ** 2 + (c - 0.45) ** 2) < 0.2**2)
-
-
 @pytest.mark.slow
 def test_matches_reference_scores_on_synthetic_image(mobilesam):
     # Official MobileSAM code, fp32 checkpoint, point (x=460, y=512): multimask predicted
     # IoUs [1.0221, 1.0106, 0.6903], best mask IoU with the disc 0.990.
-    image, disc = synthetic_image()
+    image, disc = encoder_test_pattern()
     mobilesam.set_image(image, channel_axis=2)
     mask = mobilesam.add_click(512, 460)
-    np.testing.assert_allclose(mobilesam.last_scores, [1.0221, 1.0106, 0.6903], atol=0.02)
+    np.testing.assert_allclose(
+        mobilesam.last_scores, [1.0221, 1.0106, 0.6903], atol=0.02
+    )
     assert iou(mask, disc) > 0.97

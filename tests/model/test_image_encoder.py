@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
-from napari_inter2former.constants import PIXEL_MEAN, PIXEL_STD
 from napari_inter2former.model.image_encoder import (
     TinyViT,
     TinyViTBlock,
     WindowAttention,
     load_mobilesam_encoder,
 )
-
-
+from napari_inter2former.testing import encoder_test_pattern, sam_normalise
 
 
 def tiny_tinyvit(**kwargs) -> TinyViT:
@@ -36,24 +33,6 @@ def tiny_tinyvit(**kwargs) -> TinyViT:
             if "attention_biases" in name:
                 p.normal_()
     return model
-
-
-def synthetic_image(size: int = 1024) -> np.ndarray:
-    """A smooth RGB pattern with a disc, (size, size, 3) uint8 (as in pack_mobilesam.py)."""
-    r = np.arange(size, dtype=np.float64)[:, None] / size
-    c = np.arange(size, dtype=np.float64)[None, :] / size
-    red = 0.5 + 0.5 * np.sin(2 * np.pi * (3 * r + 2 * c))
-    green = 0.5 + 0.5 * np.cos(2 * np.pi * (5 * r * c + c))
-    blue = 0.1 + 0.8 * (((r - 0.5) ** 2 + (c - 0.45) ** 2) < 0.2**2)
-    rgb = np.stack(np.broadcast_arrays(red, green, blue), axis=-1)
-    return np.round(rgb * 255).astype(np.uint8)
-
-
-def normalise(rgb: np.ndarray) -> torch.Tensor:
-    x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float()
-    return (x - torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1)) / torch.tensor(PIXEL_STD).view(
-        1, 3, 1, 1
-    )
 
 
 def test_tiny_output_shape():
@@ -133,7 +112,7 @@ def mobilesam_encoder():
 
 
 # Recorded once from the official MobileSAM code (fp32 checkpoint mobile_sam.pt, sha256
-# 6dbb9052...6c2f) on synthetic_image(): embedding mean/std and values at (channel, row, col).
+# 6dbb9052...6c2f) on testing.encoder_test_pattern(): embedding mean/std and values at (channel, row, col).
 REFERENCE_MEAN = -0.003411
 REFERENCE_STD = 0.101661
 REFERENCE_SAMPLES = {
@@ -160,14 +139,16 @@ def test_shipped_weights_reproduce_reference_embedding(mobilesam_encoder):
     # fp16-stored weights: max abs deviation from the fp32 checkpoint was 1.7e-3
     tol = 5e-3
     with torch.inference_mode():
-        emb = mobilesam_encoder(normalise(synthetic_image()))
+        emb = mobilesam_encoder(sam_normalise(encoder_test_pattern()[0]))
     assert emb.shape == (1, 256, 64, 64)
     assert abs(emb.mean().item() - REFERENCE_MEAN) < 1e-3
     assert abs(emb.std().item() - REFERENCE_STD) < 1e-3
     for (c, i, j), value in REFERENCE_SAMPLES.items():
         assert abs(emb[0, c, i, j].item() - value) < tol, (c, i, j)
     pooled = torch.nn.functional.avg_pool2d(emb, 16)[0, 0]
-    torch.testing.assert_close(pooled, torch.tensor(REFERENCE_POOLED_CH0), atol=1e-3, rtol=0)
+    torch.testing.assert_close(
+        pooled, torch.tensor(REFERENCE_POOLED_CH0), atol=1e-3, rtol=0
+    )
 
 
 @pytest.mark.slow
