@@ -50,6 +50,9 @@ def test_eval_equals_train_when_dpe_box_is_whole_map(rule):
     only, so this compares the O(N) BSQ path and grouped experts with the train path.
     """
     dec = _decoder(1)
+    # the same dense DPE on both paths (its uniform-field shortcut is pinned in
+    # test_prompt_embedding.py): this test is about attention and experts
+    dec.prompt._embed_box = dec.prompt.embed
     emb = torch.randn(1, 32, 12, 12)
     ref = _fg_with_bg_hole()
     with torch.no_grad():

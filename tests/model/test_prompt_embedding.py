@@ -59,12 +59,13 @@ def test_crop_equals_whole_image_away_from_box_start():
 def test_background_cache_follows_weights():
     dpe = DynamicPromptEmbedding(16, (4, 8, 8))
     with torch.no_grad():
-        a = dpe.background()
-        assert dpe.background() is a  # cached
+        a = dpe.uniform_fields()
+        assert dpe.uniform_fields() is a  # cached
         dpe.convs[-2].bias.add_(1.0)  # in-place weight change
-        b = dpe.background()
+        b = dpe.uniform_fields()
     assert b is not a
-    torch.testing.assert_close(b, dpe._compute_background().detach())
+    torch.testing.assert_close(b, dpe._compute_fields().detach())
+    torch.testing.assert_close(dpe.background(), b[POSSIBLY_BACKGROUND])
     assert dpe.background().requires_grad  # with autograd on: computed, not cached
 
 
@@ -74,3 +75,22 @@ def test_bad_inputs():
     dpe = DynamicPromptEmbedding(16, (4, 8, 8))
     with pytest.raises(ValueError, match="one map"):
         dpe(torch.ones(2, 1, 64, 64, dtype=torch.uint8))
+
+
+def test_first_click_map_convolves_only_around_the_disc():
+    """An UNKNOWN map with one disc: uniform tokens get e_UNKNOWN, the rest is convolved."""
+    torch.manual_seed(2)
+    dpe = DynamicPromptEmbedding(32, (8, 16, 16))
+    ref = paint_clicks(new_reference_map(256, 256), [(120, 150, True)])
+    calls = []
+    dpe.convs.register_forward_hook(lambda m, i, o: calls.append(tuple(i[0].shape[-2:])))
+    with torch.no_grad():
+        fast = dpe(ref)[0]
+        full = dpe.embed(ref)[0]
+    assert calls[0] == (48, 48)  # the disc's snapped box (112..128 +- 16, 144..160 +- 16)
+    keep = torch.ones(16, 16, dtype=torch.bool)
+    keep[0, :] = keep[:, 0] = False  # image border: zero padding in the full run
+    keep[-1, :] = keep[:, -1] = False
+    keep[112 // 16 - 1, :] = keep[:, 144 // 16 - 1] = False  # first row/col of the conv box
+    diff = (fast - full).abs().amax(0)
+    assert float(diff[keep].max()) < 1e-5

@@ -128,7 +128,7 @@ class Inter2FormerDecoder(nn.Module):
         else:
             box = prompt_box(ref[0, 0], self.prompt.stride)
             tokens = boundary_tokens(ref[0, 0], box, boundary_rule, self.prompt.stride)
-        x = embedding + self.prompt(ref, box)
+        x = embedding + (self.prompt.embed(ref) if dense else self.prompt(ref, box))
         x = x[0].flatten(1).t().contiguous()  # (C, H', W') -> (N, C)
         flat = tokens.flatten()
         for block in self.blocks:

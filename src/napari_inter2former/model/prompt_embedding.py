@@ -50,11 +50,16 @@ def prompt_box(
     box = mask_bbox(ref != POSSIBLY_BACKGROUND)
     if box is None:
         return 0, h, 0, w
+    return _snap_box(box, stride, h, w)
+
+
+def _snap_box(box, stride: int, height: int, width: int) -> tuple[int, int, int, int]:
+    """Snap a pixel box outward to multiples of ``stride``, grow it by one stride, clip."""
     r0, r1, c0, c1 = box
     r0 = max((r0 // stride - 1) * stride, 0)
     c0 = max((c0 // stride - 1) * stride, 0)
-    r1 = min((-(-r1 // stride) + 1) * stride, h)
-    c1 = min((-(-c1 // stride) + 1) * stride, w)
+    r1 = min((-(-r1 // stride) + 1) * stride, height)
+    c1 = min((-(-c1 // stride) + 1) * stride, width)
     return r0, r1, c0, c1
 
 
@@ -87,7 +92,7 @@ class DynamicPromptEmbedding(nn.Module):
         for cin, cout in pairwise(dims):
             layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1), nn.ReLU()]
         self.convs = nn.Sequential(*layers)
-        self._bg_cache = ParameterCache()
+        self._fields_cache = ParameterCache()
 
     def embed(self, ref: torch.Tensor) -> torch.Tensor:
         """Run the conv stack on a whole map (or crop).
@@ -103,23 +108,25 @@ class DynamicPromptEmbedding(nn.Module):
         x = self.ref_embed(ref[:, 0].long())  # (B, h, w, 5)
         return self.convs(x.permute(0, 3, 1, 2))  # (B, 5, h, w) -> (B, C, h/16, w/16)
 
-    def _compute_background(self) -> torch.Tensor:
+    def _compute_fields(self) -> torch.Tensor:
         device = self.ref_embed.weight.device
-        patch = torch.full(
-            (1, 1, 3 * self.stride, 3 * self.stride), POSSIBLY_BACKGROUND, device=device
-        )
-        return self.embed(patch)[
-            0, :, 1, 1
-        ]  # centre token: no zero padding in its field
+        patches = torch.arange(NUM_REFERENCE_CODES, device=device).view(-1, 1, 1, 1)
+        patches = patches.expand(-1, 1, 3 * self.stride, 3 * self.stride)
+        # centre token of a 3 x 3 token patch: no zero padding in its receptive field
+        return self.embed(patches)[:, :, 1, 1]
 
-    def background(self) -> torch.Tensor:
-        """e_bg, shape (C,): the embedding of an infinite POSSIBLY_BACKGROUND field.
+    def uniform_fields(self) -> torch.Tensor:
+        """e_c for every code c, shape (5, C): the embedding of an infinite field of code c.
 
         Cached when autograd is off; recomputed after any weight change.
         """
         if torch.is_grad_enabled():
-            return self._compute_background()
-        return self._bg_cache.get(self.parameters(), self._compute_background)
+            return self._compute_fields()
+        return self._fields_cache.get(self.parameters(), self._compute_fields)
+
+    def background(self) -> torch.Tensor:
+        """e_bg, shape (C,): the embedding of an infinite POSSIBLY_BACKGROUND field."""
+        return self.uniform_fields()[POSSIBLY_BACKGROUND]
 
     def forward(
         self, ref: torch.Tensor, box: tuple[int, int, int, int] | None = None
@@ -145,14 +152,44 @@ class DynamicPromptEmbedding(nn.Module):
         s = self.stride
         r0, r1, c0, c1 = prompt_box(ref[0, 0], s) if box is None else box
         if (r0, r1, c0, c1) == (0, h, 0, w):
-            return self.embed(ref)
+            return self._embed_box(ref)
         out = (
             self.background()
             .view(1, -1, 1, 1)
             .expand(1, self.embed_dim, h // s, w // s)
         )
         out = out.clone()
-        out[:, :, r0 // s : r1 // s, c0 // s : c1 // s] = self.embed(
+        out[:, :, r0 // s : r1 // s, c0 // s : c1 // s] = self._embed_box(
             ref[:, :, r0:r1, c0:c1]
         )
+        return out
+
+    def _embed_box(self, crop: torch.Tensor) -> torch.Tensor:
+        """Embed a crop, convolving only around its code changes.
+
+        A token whose 31-px receptive field holds one code c is exactly ``e_c``, so
+        only the box around the pixels where the code changes (snapped outward, one
+        stride of margin, as for the DPE box) is convolved; e.g. on a first click (an
+        UNKNOWN map with one disc) that is the disc's box instead of the whole image.
+        """
+        s = self.stride
+        _, _, h, w = crop.shape
+        codes = crop[0, 0]
+        change = torch.zeros((h, w), dtype=torch.bool, device=crop.device)
+        horizontal = codes[:, 1:] != codes[:, :-1]
+        vertical = codes[1:, :] != codes[:-1, :]
+        change[:, 1:] |= horizontal
+        change[:, :-1] |= horizontal
+        change[1:, :] |= vertical
+        change[:-1, :] |= vertical
+        box = mask_bbox(change)
+        centres = codes[s // 2 :: s, s // 2 :: s].long()  # (h/16, w/16) code at each token
+        out = self.uniform_fields()[centres].permute(2, 0, 1)[None]  # (1, C, h/16, w/16)
+        if box is None:
+            return out
+        r0, r1, c0, c1 = _snap_box(box, s, h, w)
+        if (r0, r1, c0, c1) == (0, h, 0, w):
+            return self.embed(crop)
+        out = out.clone()
+        out[:, :, r0 // s : r1 // s, c0 // s : c1 // s] = self.embed(crop[:, :, r0:r1, c0:c1])
         return out
