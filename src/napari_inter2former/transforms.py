@@ -11,7 +11,28 @@ import numpy as np
 
 from .constants import IMAGE_SIZE, PERCENTILE_HIGH, PERCENTILE_LOW
 
-__all__ = ["to_rgb_uint8", "InputGeometry"]
+__all__ = ["to_rgb_uint8", "robust_limits", "InputGeometry"]
+
+
+def robust_limits(data: np.ndarray) -> tuple[float, float]:
+    """Intensities at the 1st and 99.8th percentiles of the finite values of ``data``.
+
+    Falls back to the full range for a nearly constant array.
+
+    Raises
+    ------
+    ValueError
+        If ``data`` holds no finite value.
+    """
+    data = np.asarray(data)
+    if np.issubdtype(data.dtype, np.floating):
+        data = data[np.isfinite(data)]
+    if data.size == 0:
+        raise ValueError("image holds no finite value (all NaN or inf)")
+    low, high = np.percentile(data, [PERCENTILE_LOW, PERCENTILE_HIGH])
+    if high <= low:
+        low, high = data.min(), data.max()
+    return float(low), float(high)
 
 
 def to_rgb_uint8(
@@ -72,12 +93,7 @@ def to_rgb_uint8(
     elif image.dtype == np.uint8:
         low, high = 0.0, 255.0
     else:
-        finite = image[np.isfinite(image)] if np.issubdtype(image.dtype, np.floating) else image
-        if finite.size == 0:
-            raise ValueError("image holds no finite value (all NaN or inf)")
-        low, high = np.percentile(finite, [PERCENTILE_LOW, PERCENTILE_HIGH])
-        if high <= low:  # nearly constant image: use the full range
-            low, high = float(finite.min()), float(finite.max())
+        low, high = robust_limits(image)
     if image.dtype == np.uint8 and (low, high) == (0.0, 255.0):
         out = image
     else:

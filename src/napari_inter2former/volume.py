@@ -59,7 +59,7 @@ from typing import Any, Iterator
 import numpy as np
 from scipy import ndimage as ndi
 
-from .constants import PERCENTILE_HIGH, PERCENTILE_LOW
+from .transforms import robust_limits
 from .transforms import to_rgb_uint8
 
 __all__ = [
@@ -91,14 +91,7 @@ def _image_kwargs(volume: np.ndarray, image_kwargs: dict[str, Any]) -> dict[str,
     """Fix the contrast limits once for the whole volume (see module notes)."""
     kwargs = dict(image_kwargs)
     if kwargs.get("contrast_limits") is None and volume.dtype != np.uint8:
-        data = volume.astype(np.float64)
-        finite = data[np.isfinite(data)]
-        if finite.size == 0:
-            raise ValueError("volume holds no finite value")
-        low, high = np.percentile(finite, [PERCENTILE_LOW, PERCENTILE_HIGH])
-        if high <= low:
-            low, high = float(finite.min()), float(finite.max())
-        kwargs["contrast_limits"] = (float(low), float(high))
+        kwargs["contrast_limits"] = robust_limits(volume)
     return kwargs
 
 

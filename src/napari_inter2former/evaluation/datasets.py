@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..constants import PERCENTILE_HIGH, PERCENTILE_LOW
+from ..transforms import robust_limits
 
 __all__ = [
     "Sample",
@@ -129,12 +129,7 @@ def normalize_intensity(image: np.ndarray, *, rgb: bool = False) -> np.ndarray:
     if rgb and image.dtype == np.uint8:
         return image
     data = image.astype(np.float64)
-    finite = data[np.isfinite(data)]
-    if finite.size == 0:
-        raise ValueError("image holds no finite value")
-    low, high = np.percentile(finite, [PERCENTILE_LOW, PERCENTILE_HIGH])
-    if high <= low:
-        low, high = finite.min(), finite.max()
+    low, high = robust_limits(data)
     scaled = (data - low) / max(high - low, 1e-12)
     scaled = np.nan_to_num(scaled, nan=0.0, posinf=1.0, neginf=0.0)
     return np.clip(np.round(scaled * 255.0), 0, 255).astype(np.uint8)
