@@ -59,8 +59,7 @@ from typing import Any, Iterator
 import numpy as np
 from scipy import ndimage as ndi
 
-from .transforms import robust_limits
-from .transforms import to_rgb_uint8
+from .transforms import robust_limits, to_rgb_uint8
 
 __all__ = [
     "propagate",
