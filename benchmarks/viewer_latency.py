@@ -93,11 +93,16 @@ def main() -> None:
         f"(max {max(first_ms):.0f}), refining click median {np.median(refine_ms):.0f} ms "
         f"(max {max(refine_ms):.0f}) (torch threads {threads}, {os.cpu_count()} CPUs)"
     )
-    if args.screenshot:
+    _finish(viewer, app, args.screenshot)
+
+
+def _finish(viewer, app, screenshot: str | None) -> None:
+    """Save the screenshot (after letting the viewer repaint) and close the viewer."""
+    if screenshot:
         for _ in range(20):
             app.processEvents()
-        viewer.screenshot(args.screenshot, canvas_only=False)
-        print(f"wrote {args.screenshot}")
+        viewer.screenshot(screenshot, canvas_only=False)
+        print(f"wrote {screenshot}")
     viewer.close()
 
 
@@ -127,12 +132,7 @@ def run_3d(viewer, widget, truth, wait, app, args) -> None:
     for z in spanned:
         inter, union = (got[z] & obj[z]).sum(), (got[z] | obj[z]).sum()
         print(f"  plane {z:2d}: truth {obj[z].sum():4d} px, labels {got[z].sum():4d} px, IoU {inter / union:.2f}")
-    if args.screenshot:
-        for _ in range(20):
-            app.processEvents()
-        viewer.screenshot(args.screenshot, canvas_only=False)
-        print(f"wrote {args.screenshot}")
-    viewer.close()
+    _finish(viewer, app, args.screenshot)
 
 
 if __name__ == "__main__":

@@ -121,7 +121,21 @@ class PatchMerging(nn.Module):
         return x.flatten(2).transpose(1, 2)  # (B, H'*W', out_dim)
 
 
-class ConvStage(nn.Module):
+class _Stage(nn.Module):
+    """Blocks (``self.blocks``), then an optional patch merging (``self.downsample``)."""
+
+    blocks: nn.ModuleList
+    downsample: nn.Module | None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x)
+        if self.downsample is not None:
+            x = self.downsample(x)
+        return x
+
+
+class ConvStage(_Stage):
     """First stage: MBConv blocks on (B, C, H, W), then optional patch merging."""
 
     def __init__(
@@ -138,13 +152,6 @@ class ConvStage(nn.Module):
         self.downsample = (
             PatchMerging(resolution, dim, out_dim, merge_stride) if out_dim is not None else None
         )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for block in self.blocks:
-            x = block(x)
-        if self.downsample is not None:
-            x = self.downsample(x)
-        return x
 
 
 class WindowAttention(nn.Module):
@@ -255,7 +262,7 @@ class TinyViTBlock(nn.Module):
         return x + self.mlp(x)
 
 
-class AttentionStage(nn.Module):
+class AttentionStage(_Stage):
     """Transformer stage: TinyViT blocks, then optional patch merging."""
 
     def __init__(
@@ -280,13 +287,6 @@ class AttentionStage(nn.Module):
         self.downsample = (
             PatchMerging(resolution, dim, out_dim, merge_stride) if out_dim is not None else None
         )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for block in self.blocks:
-            x = block(x)
-        if self.downsample is not None:
-            x = self.downsample(x)
-        return x
 
 
 class TinyViT(nn.Module):
