@@ -125,6 +125,56 @@ def test_forward_train_batch_and_gradients(tiny, features):
     tiny.zero_grad(set_to_none=True)
 
 
+def test_forward_local_matches_decode_inside_its_box(tiny, features):
+    # eval mode: the local train path is the inference path, crop by crop
+    refs = torch.ones(2, 1, 256, 256, dtype=torch.uint8)
+    refs[0, 0, 40:120, 40:120] = 3  # a previous mask ...
+    paint_clicks(refs, [(60, 70, True), (110, 110, False)], batch_index=0)
+    paint_clicks(refs, [(200, 30, True)], batch_index=1)
+    feats = ImageFeatures(
+        features.embedding.repeat(2, 1, 1, 1),
+        tuple(e.repeat(2, 1, 1, 1) for e in features.edges),
+    )
+    with torch.no_grad():
+        out = tiny.forward_local(feats, refs, [None, (0, 2, 0, 2)], margin=0)
+    for i in range(2):
+        logits, info = tiny.decode(feats[i], refs[i : i + 1], return_info=True)
+        r0, r1, c0, c1 = out["boxes"][i]
+        if i == 0:
+            assert out["boxes"][0] == info["dlu_box"]
+        else:  # widened to the target box
+            b0, b1, d0, d1 = info["dlu_box"]
+            assert (r0, r1, c0, c1) == (min(b0, 0), max(b1, 2), min(d0, 0), max(d1, 2))
+        crop = out["crops"][i]
+        assert crop.shape == (1, 1, 16 * (r1 - r0), 16 * (c1 - c0))
+        if i == 0:
+            torch.testing.assert_close(
+                crop, logits[:, :, r0 * 16 : r1 * 16, c0 * 16 : c1 * 16],
+                atol=1e-4, rtol=1e-4,
+            )  # fmt: skip
+    assert out["coarse_logits"].shape == (2, 1, 16, 16)
+
+
+def test_forward_local_gradients(tiny, features):
+    ref = torch.ones(1, 1, 256, 256, dtype=torch.uint8)
+    paint_clicks(ref, [(60, 70, True)])
+    tiny.train()
+    try:
+        out = tiny.forward_local(features, ref, [(3, 5, 4, 5)])
+        loss = out["crops"][0].mean() + out["coarse_logits"].mean() + out["vq_loss"]
+        loss.backward()
+    finally:
+        tiny.eval()
+    grads = {
+        n
+        for n, p in tiny.named_parameters()
+        if p.grad is not None and p.grad.abs().sum() > 0
+    }
+    for prefix in ("decoder.prompt.ref_embed", "decoder.prompt.convs", "upsampler.stages"):
+        assert any(n.startswith(prefix) for n in grads), prefix
+    tiny.zero_grad(set_to_none=True)
+
+
 def test_bad_inputs(tiny, features):
     with pytest.raises(ValueError, match="uint8 RGB"):
         tiny.preprocess(np.zeros((10, 10), dtype=np.uint8))

@@ -91,6 +91,32 @@ def test_interactive_loss_sums_parts():
     assert parts["loss"].item() == pytest.approx(expected.item(), rel=1e-6)
 
 
+def test_crop_loss_over_the_whole_map_is_the_full_loss():
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(2, 1, 32, 32, generator=g)
+    full = {
+        "logits": logits,
+        "coarse_logits": torch.randn(2, 1, 2, 2, generator=g),
+        "vq_loss": torch.tensor(0.1),
+    }
+    gt = torch.rand(2, 1, 32, 32, generator=g) > 0.6
+    valid = torch.ones_like(gt)
+    valid[1, :, 20:] = False
+    local = dict(full, crops=[logits[:1], logits[1:]], boxes=[(0, 2, 0, 2)] * 2)
+    del local["logits"]
+    a = interactive_loss(full, gt, valid)
+    b = interactive_loss(local, gt, valid)
+    for key in ("loss", "nfl", "iou"):
+        assert b[key].item() == pytest.approx(a[key].item(), rel=1e-6)
+    # a crop only sees its own pixels: box (1, 2, 1, 2) of image 0 is its last quarter
+    quarter = dict(local, crops=[logits[:1, :, 16:, 16:]], boxes=[(1, 2, 1, 2)])
+    c = interactive_loss(
+        {**quarter, "coarse_logits": full["coarse_logits"][:1]}, gt[:1], valid[:1]
+    )
+    expected = normalized_focal_loss(logits[:1, :, 16:, 16:], gt[:1, :, 16:, 16:])
+    assert c["nfl"].item() == pytest.approx(expected.item(), rel=1e-6)
+
+
 def test_batch_iou():
     logits = torch.full((1, 1, 2, 2), -1.0)
     logits[0, 0, 0, :] = 1.0

@@ -12,6 +12,7 @@ from napari_inter2former.model.build import build_from_config
 from napari_inter2former.training.step import (
     draw_num_rounds,
     initial_reference,
+    object_token_boxes,
     perturb_mask,
     train_step,
 )
@@ -81,6 +82,42 @@ def test_step_trains_decoder_only_and_balances_experts(micro):
     )
     bias_after = [b for n, b in model.named_buffers() if n.endswith("exp_bias")]
     assert any(not torch.equal(a, b) for a, b in zip(bias_before, bias_after))
+
+
+def test_local_step_with_frozen_edges(micro):
+    model, _ = _model_and_optimizer(micro, lr=3e-3)
+    params = [
+        p
+        for n, p in model.named_parameters()
+        if not n.startswith(("image_encoder.", "edge_net."))
+    ]
+    opt = torch.optim.AdamW(params, lr=3e-3)
+    image, emb, gt, valid = _batch()
+    with torch.no_grad():
+        edges = tuple(model.edge_net(image))
+    edge_before = {k: v.clone() for k, v in model.edge_net.state_dict().items()}
+    losses = []
+    for _ in range(10):
+        stats = train_step(
+            model, opt, image, emb, gt, valid, np.random.default_rng(0),
+            num_rounds=0, prior_mask_prob=0.0, first_click_deepest=1.0,
+            edges=edges, local=True,
+        )  # fmt: skip
+        losses.append(stats["loss"])
+    assert np.mean(losses[-3:]) < 0.92 * losses[0]
+    for k, v in model.edge_net.state_dict().items():
+        assert torch.equal(v, edge_before[k])
+    stats = train_step(
+        model, opt, image, emb, gt, valid, np.random.default_rng(1),
+        num_rounds=2, edges=edges, local=True,
+    )  # fmt: skip
+    assert stats["rounds"] == 2 and np.isfinite(stats["loss"])
+
+
+def test_object_token_boxes():
+    gt = torch.zeros(2, 1, 64, 64, dtype=torch.bool)
+    gt[0, 0, 17:20, 40:49] = True
+    assert object_token_boxes(gt) == [(1, 2, 2, 4), None]
 
 
 def test_same_rng_same_step(micro):

@@ -109,6 +109,21 @@ def test_command_line_run_writes_loadable_weights(micro_name, tmp_path):
         )  # fp16 file
 
 
+def test_cpu_speed_ups_freeze_the_edge_net(micro_name, tmp_path):
+    cfg = _config(
+        tmp_path, micro_name, max_steps=3, local_train=True, freeze_edge_net=True,
+        edge_cache_views=1,
+    )  # fmt: skip
+    trainer = Trainer(cfg)
+    before = {k: v.clone() for k, v in trainer.model.edge_net.state_dict().items()}
+    trainer.prepare_data()
+    summary = trainer.fit()
+    assert summary["steps"] == 3 and np.isfinite(summary["final_val"]["miou@1"])
+    for k, v in trainer.model.edge_net.state_dict().items():
+        assert torch.equal(v, before[k])
+    assert len(trainer._edge_cache) == 1  # capped at edge_cache_views
+
+
 def test_time_budget_stops_and_saves(micro_name, tmp_path):
     cfg = _config(tmp_path, micro_name, max_steps=1000, time_budget_min=0.05)
     trainer = Trainer(cfg)

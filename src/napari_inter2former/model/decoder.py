@@ -137,7 +137,11 @@ class Inter2FormerDecoder(nn.Module):
         return g, {"box": box, "boundary": tokens}
 
     def forward_train(
-        self, embedding: torch.Tensor, ref: torch.Tensor, boundary_rule: str = "box"
+        self,
+        embedding: torch.Tensor,
+        ref: torch.Tensor,
+        boundary_rule: str = "box",
+        cropped_prompt: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Differentiable path over a batch: whole-image DPE, straight-through BSQ.
 
@@ -146,6 +150,10 @@ class Inter2FormerDecoder(nn.Module):
         embedding : Tensor of shape (B, C, H', W')
         ref : Tensor of shape (B, 1, H, W)
         boundary_rule : {'box', 'boundary'}
+        cropped_prompt : bool
+            Embed each map with the inference DPE (convolving only its box, the
+            uniform-field shortcut elsewhere): same values as inference and far
+            cheaper than the whole-image DPE on early clicks; still differentiable.
 
         Returns
         -------
@@ -165,7 +173,11 @@ class Inter2FormerDecoder(nn.Module):
                     for r in ref
                 ]
             )  # (B, H', W')
-        x = embedding + self.prompt.embed(ref)
+        if cropped_prompt:
+            prompt = torch.cat([self.prompt(r[None]) for r in ref])
+        else:
+            prompt = self.prompt.embed(ref)
+        x = embedding + prompt
         x = x.flatten(2).transpose(1, 2).contiguous()  # (B, C, H', W') -> (B, N, C)
         flat = tokens.flatten(1)  # (B, N)
         losses = []

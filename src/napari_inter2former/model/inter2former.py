@@ -250,6 +250,70 @@ class Inter2Former(nn.Module):
         logits, coarse = self.upsampler.forward_train(g, feats.edges)
         return {"logits": logits, "coarse_logits": coarse, "vq_loss": vq_loss}
 
+    def forward_local(
+        self,
+        feats: ImageFeatures,
+        ref: torch.Tensor,
+        targets: list[tuple[int, int, int, int] | None],
+        *,
+        margin: int = 1,
+        boundary_rule: str | None = None,
+    ) -> dict:
+        """Differentiable path that upsamples only where inference would, per image.
+
+        The decoder runs as in :meth:`forward_train` but with the inference DPE;
+        DLU then upsamples, for each image, the token box its localiser selects
+        (as :meth:`decode` does) joined with the ``targets`` box and grown by
+        ``margin`` tokens, with GroupNorm statistics over that crop as at inference.
+        Outside the crop the inference output is OUTSIDE_LOGIT, so the crop holds
+        every pixel the model can still get wrong beyond the localiser's own
+        errors (trained by the coarse loss).
+
+        Parameters
+        ----------
+        feats : ImageFeatures (batch B)
+        ref : Tensor of shape (B, 1, T, T), reference codes
+        targets : list of B token boxes (r0, r1, c0, c1) or None
+            Boxes the crop must cover (e.g. the ground truth's).
+        margin : int
+            Tokens added on every side of the crop.
+
+        Returns
+        -------
+        dict
+            ``crops``: list of B Tensors (1, 1, 16 h_i, 16 w_i) of logits;
+            ``boxes``: their token boxes (r0, r1, c0, c1); ``coarse_logits``
+            (B, 1, T/16, T/16); ``vq_loss`` scalar.
+        """
+        self._check(feats, ref)
+        rule = self.boundary_rule if boundary_rule is None else boundary_rule
+        g, vq_loss = self.decoder.forward_train(
+            feats.embedding, ref, rule, cropped_prompt=True
+        )
+        coarse = self.upsampler.localiser(g.detach())
+        _, _, gh, gw = g.shape
+        crops, boxes = [], []
+        for i, target in enumerate(targets):
+            r0, r1, c0, c1 = self.upsampler.roi(coarse[i, 0].detach())
+            if target is not None:
+                r0, r1 = min(r0, target[0]), max(r1, target[1])
+                c0, c1 = min(c0, target[2]), max(c1, target[3])
+            box = (
+                max(r0 - margin, 0),
+                min(r1 + margin, gh),
+                max(c0 - margin, 0),
+                min(c1 + margin, gw),
+            )
+            edges = tuple(e[i : i + 1] for e in feats.edges)
+            crops.append(self.upsampler.upsample_box(g[i : i + 1], edges, box))
+            boxes.append(box)
+        return {
+            "crops": crops,
+            "boxes": boxes,
+            "coarse_logits": coarse,
+            "vq_loss": vq_loss,
+        }
+
     def forward(
         self, feats: ImageFeatures, ref: torch.Tensor
     ) -> dict[str, torch.Tensor]:

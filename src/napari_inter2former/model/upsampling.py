@@ -8,6 +8,8 @@ SiLU except after the last). The result is pasted into a canvas of -100.
 
 Training (``forward_train``) upsamples the whole image and also returns the
 coarse logits for their auxiliary loss; the localiser sees detached features.
+The cheaper local training path upsamples one box per image with
+:meth:`DynamicLocalUpsampling.upsample_box`, as inference does.
 """
 
 from __future__ import annotations
@@ -148,19 +150,10 @@ class DynamicLocalUpsampling(nn.Module):
             box = (0, gh, 0, gw)
         else:
             box = self.roi(self.localiser(g)[0, 0])
-        r0, r1, c0, c1 = box
         if box == (0, gh, 0, gw):
             return self.upsample(g, edges)[0], box
-        crops = [
-            e[
-                :,
-                :,
-                r0 * 2 ** (j + 1) : r1 * 2 ** (j + 1),
-                c0 * 2 ** (j + 1) : c1 * 2 ** (j + 1),
-            ]
-            for j, e in enumerate(edges)
-        ]
-        local, _ = self.upsample(g[:, :, r0:r1, c0:c1], crops)
+        local = self.upsample_box(g, edges, box)
+        r0, r1, c0, c1 = box
         s = 2**NUM_STAGES
         out = torch.full(
             (1, 1, gh * s, gw * s),
@@ -170,6 +163,35 @@ class DynamicLocalUpsampling(nn.Module):
         )
         out[:, :, r0 * s : r1 * s, c0 * s : c1 * s] = local
         return out, box
+
+    def upsample_box(
+        self,
+        g: torch.Tensor,
+        edges: tuple[torch.Tensor, ...],
+        box: tuple[int, int, int, int],
+    ) -> torch.Tensor:
+        """Upsample the token box ``box`` = (r0, r1, c0, c1) alone (GroupNorm over the crop).
+
+        Parameters
+        ----------
+        g : Tensor of shape (B, C, H', W')
+        edges : 4 tensors, coarsest first, (B, C_j, 2^(j+1) H', 2^(j+1) W')
+
+        Returns
+        -------
+        Tensor of shape (B, 1, 16 (r1 - r0), 16 (c1 - c0))
+        """
+        r0, r1, c0, c1 = box
+        crops = [
+            e[
+                :,
+                :,
+                r0 * 2 ** (j + 1) : r1 * 2 ** (j + 1),
+                c0 * 2 ** (j + 1) : c1 * 2 ** (j + 1),
+            ]
+            for j, e in enumerate(edges)
+        ]
+        return self.upsample(g[:, :, r0:r1, c0:c1], crops)[0]
 
     def forward_train(
         self, g: torch.Tensor, edges: tuple[torch.Tensor, ...]

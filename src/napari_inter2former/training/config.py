@@ -70,6 +70,13 @@ class TrainConfig:
     auto_schedule: bool = (
         False  # with a time budget: shorten the schedule to the steps that fit
     )
+    local_train: bool = (
+        False  # rounds through decode, DLU + NFL on the inference box only (CPU speed-up)
+    )
+    freeze_edge_net: bool = (
+        False  # keep the edge net fixed and cache its maps per view (CPU speed-up)
+    )
+    edge_cache_views: int = 400  # views whose frozen edge maps stay in memory (~34 MB each)
     coarse_loss_weight: float = 1.0  # weight of the NFL on DLU's coarse localiser
     vq_loss_weight: float = (
         1.0  # weight of the BSQ commitment loss (beta is in the model)

@@ -101,7 +101,7 @@ def batch_iou(
 
 
 def interactive_loss(
-    out: dict[str, torch.Tensor],
+    out: dict,
     gt: torch.Tensor,
     valid: torch.Tensor | None,
     *,
@@ -113,8 +113,10 @@ def interactive_loss(
     Parameters
     ----------
     out : dict
-        ``logits`` (B, 1, T, T), ``coarse_logits`` (B, 1, T/s, T/s), ``vq_loss`` scalar
-        (output of ``model.forward_train``).
+        ``coarse_logits`` (B, 1, T/s, T/s), ``vq_loss`` scalar, and either
+        ``logits`` (B, 1, T, T) (output of ``model.forward_train``) or ``crops``
+        + ``boxes`` (output of ``model.forward_local``: the NFL and IoU are then
+        taken over each image's crop).
     gt, valid : Tensor of shape (B, 1, T, T), bool
 
     Returns
@@ -122,9 +124,19 @@ def interactive_loss(
     dict
         ``loss`` (to minimise), ``nfl``, ``coarse``, ``vq`` (detached parts) and ``iou``.
     """
-    logits, coarse = out["logits"], out["coarse_logits"]
-    stride = logits.shape[-1] // coarse.shape[-1]
-    nfl = normalized_focal_loss(logits, gt, valid)
+    coarse = out["coarse_logits"]
+    stride = gt.shape[-1] // coarse.shape[-1]
+    if "crops" in out:
+        parts = []
+        for i, (logits, (r0, r1, c0, c1)) in enumerate(zip(out["crops"], out["boxes"])):
+            rows, cols = slice(r0 * stride, r1 * stride), slice(c0 * stride, c1 * stride)
+            v = None if valid is None else valid[i : i + 1, :, rows, cols]
+            parts.append((logits, gt[i : i + 1, :, rows, cols], v))
+        nfl = torch.stack([normalized_focal_loss(*p) for p in parts]).mean()
+        iou = torch.stack([batch_iou(*p) for p in parts]).mean()
+    else:
+        nfl = normalized_focal_loss(out["logits"], gt, valid)
+        iou = batch_iou(out["logits"], gt, valid)
     small_gt, small_valid = coarse_target(gt, valid, stride)
     nfl_coarse = normalized_focal_loss(coarse, small_gt, small_valid)
     vq = out["vq_loss"].float()
@@ -134,5 +146,5 @@ def interactive_loss(
         "nfl": nfl.detach(),
         "coarse": nfl_coarse.detach(),
         "vq": vq.detach(),
-        "iou": batch_iou(logits, gt, valid),
+        "iou": iou,
     }

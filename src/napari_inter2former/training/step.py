@@ -25,7 +25,8 @@ import contextlib
 import numpy as np
 import torch
 
-from ..constants import CLICK_RADIUS
+from ..constants import CLICK_RADIUS, TOKEN_STRIDE
+from ..model.common import mask_bbox
 from ..model.inter2former import ImageFeatures
 from ..reference_map import (
     new_reference_map,
@@ -34,12 +35,13 @@ from ..reference_map import (
     update_by_prediction,
 )
 from .clicks import first_click, random_error_click
-from .losses import interactive_loss
+from .losses import coarse_target, interactive_loss
 
 __all__ = [
     "add_error_clicks",
     "draw_num_rounds",
     "initial_reference",
+    "object_token_boxes",
     "perturb_mask",
     "train_step",
 ]
@@ -152,6 +154,12 @@ def add_error_clicks(
     return ref
 
 
+def object_token_boxes(gt: torch.Tensor, stride: int = TOKEN_STRIDE) -> list:
+    """Token boxes (r0, r1, c0, c1) of each object of ``gt`` (B, 1, T, T); None if empty."""
+    small = coarse_target(gt, None, stride)[0][:, 0]
+    return [mask_bbox(m) for m in small]
+
+
 def _autocast(device: torch.device, enabled: bool):
     if enabled and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
@@ -177,6 +185,8 @@ def train_step(
     grad_clip: float | None = 1.0,
     amp: bool = True,
     num_rounds: int | None = None,
+    edges: tuple[torch.Tensor, ...] | None = None,
+    local: bool = False,
 ) -> dict[str, float]:
     """Simulate clicks on a batch and take one optimiser step.
 
@@ -193,6 +203,14 @@ def train_step(
     rng : numpy Generator
     num_rounds : int, optional
         Force the number of no-grad rounds (default: drawn).
+    edges : tuple of 4 Tensors, optional
+        Precomputed edge maps of ``image`` (a frozen edge net): the edge net is
+        neither run nor trained.
+    local : bool
+        Run the no-grad rounds through ``model.decode`` image by image (the
+        inference path) and the gradient round through ``model.forward_local``
+        (DLU and the NFL only on the box inference upsamples, widened to the
+        object): the same model, several times cheaper per step on a CPU.
 
     Returns
     -------
@@ -221,8 +239,11 @@ def train_step(
     optimizer.zero_grad(set_to_none=True)
     model.train()
     model.image_encoder.eval()  # frozen (its BatchNorm statistics must not move)
-    with _autocast(device, amp):
-        edges = tuple(model.edge_net(image))
+    if edges is None:
+        with _autocast(device, amp):
+            edges = tuple(model.edge_net(image))
+    else:
+        model.edge_net.eval()
     if n > 0:
         frozen = ImageFeatures(embedding, tuple(e.detach() for e in edges))
         was_training = [(m, m.training) for m in (model.decoder, model.upsampler)]
@@ -231,7 +252,12 @@ def train_step(
         with torch.no_grad():
             for _ in range(n):
                 with _autocast(device, amp):
-                    logits = model.forward_train(frozen, ref)["logits"]
+                    if local:
+                        logits = torch.cat(
+                            [model.decode(frozen[i], ref[i : i + 1]) for i in range(len(ref))]
+                        )
+                    else:
+                        logits = model.forward_train(frozen, ref)["logits"]
                 pred = logits > 0
                 ref = update_by_prediction(ref, pred)
                 ref_cpu = ref.cpu()
@@ -241,8 +267,12 @@ def train_step(
                 ref = ref_cpu.to(device)
         for m, mode in was_training:
             m.train(mode)
+    feats = ImageFeatures(embedding, edges)
     with _autocast(device, amp):
-        out = model.forward_train(ImageFeatures(embedding, edges), ref)
+        if local:
+            out = model.forward_local(feats, ref, object_token_boxes(gt))
+        else:
+            out = model.forward_train(feats, ref)
     losses = interactive_loss(
         out, gt, valid, coarse_weight=coarse_loss_weight, vq_weight=vq_loss_weight
     )

@@ -175,13 +175,16 @@ class Trainer:
             torch.set_num_threads(int(cfg.num_threads))
         torch.manual_seed(cfg.seed)
         self.model = self._build_model().to(self.device)
+        frozen = ("image_encoder.",) + (("edge_net.",) if cfg.freeze_edge_net else ())
         self.trainable = [
             p
             for name, p in self.model.named_parameters()
-            if not name.startswith("image_encoder.")
+            if not name.startswith(frozen)
         ]
-        for p in self.model.image_encoder.parameters():
-            p.requires_grad_(False)
+        for name, p in self.model.named_parameters():
+            if name.startswith(frozen):
+                p.requires_grad_(False)
+        self._edge_cache: dict[int, tuple] = {}
         self.optimizer = torch.optim.AdamW(
             self.trainable, lr=cfg.lr, betas=(0.9, 0.999), weight_decay=cfg.weight_decay
         )
@@ -500,7 +503,25 @@ class Trainer:
         return summarize_ious(np.stack(curves), thresholds=(0.85, 0.9), clicks=(1, 5))
 
     # ------------------------------------------------------------------ loop
-    def _step(self, image, emb, gt, valid, rng) -> dict[str, float]:
+    def frozen_edges(self, picks, image):
+        """Edge maps of a batch from the frozen edge net, cached per view (None if not frozen)."""
+        import torch
+
+        if not self.cfg.freeze_edge_net:
+            return None
+        per_image = []
+        with torch.no_grad():
+            self.model.edge_net.eval()
+            for b, (view, _) in enumerate(picks):
+                maps = self._edge_cache.get(view)
+                if maps is None:
+                    maps = tuple(m.half() for m in self.model.edge_net(image[b : b + 1]))
+                    if len(self._edge_cache) < self.cfg.edge_cache_views:
+                        self._edge_cache[view] = maps
+                per_image.append(maps)
+        return tuple(torch.cat(level).float() for level in zip(*per_image))
+
+    def _step(self, image, emb, gt, valid, rng, edges=None) -> dict[str, float]:
         from .step import train_step
 
         c = self.cfg
@@ -521,6 +542,8 @@ class Trainer:
             vq_loss_weight=c.vq_loss_weight,
             grad_clip=c.grad_clip,
             amp=self.amp,
+            edges=edges,
+            local=c.local_train,
         )
 
     def fit(self, stop_after: int | None = None) -> dict:
@@ -577,7 +600,9 @@ class Trainer:
             picks = self.train_pool.sample(rng, c.batch_size)
             image, emb, gt, valid = self.train_pool.batch(picks, self.device)
             try:
-                stats = self._step(image, emb, gt, valid, rng)
+                stats = self._step(
+                    image, emb, gt, valid, rng, self.frozen_edges(picks, image)
+                )
             except (RuntimeError, torch.cuda.OutOfMemoryError) as err:
                 if self.step != first_step or self.device.type != "cuda":
                     raise
@@ -593,7 +618,9 @@ class Trainer:
                 rng = np.random.default_rng([c.seed, self.step])
                 picks = self.train_pool.sample(rng, c.batch_size)
                 image, emb, gt, valid = self.train_pool.batch(picks, self.device)
-                stats = self._step(image, emb, gt, valid, rng)
+                stats = self._step(
+                    image, emb, gt, valid, rng, self.frozen_edges(picks, image)
+                )
             self.step += 1
             bar.update(1)
             for k, v in stats.items():
