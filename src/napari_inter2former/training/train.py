@@ -130,6 +130,53 @@ def parse_args(argv: list[str] | None = None):
     return TrainConfig.from_dict(values), args
 
 
+def pool_click_curves(model, pool, items, n_clicks: int, device="cpu") -> np.ndarray:
+    """IoU after each click of the evaluation tool's click rule on cached views.
+
+    Parameters
+    ----------
+    model : Inter2Former
+        Run through ``model.decode`` (the inference path), in eval mode.
+    pool : FeaturePool
+    items : list of (view index, object id)
+    n_clicks : int
+
+    Returns
+    -------
+    ndarray of shape (len(items), n_clicks)
+        Curves padded with their last value when the clicker stops early.
+    """
+    import torch
+
+    from ..evaluation.clicker import Clicker
+    from ..evaluation.metrics import iou, pad_curve
+    from ..model.inter2former import ImageFeatures
+    from ..reference_map import new_reference_map, paint_clicks, update_by_prediction
+
+    model = model.eval()
+    t = model.image_size
+    curves = []
+    with torch.no_grad():
+        for view, obj in items:
+            image, emb, gt, valid = pool.batch([(view, obj)], device)
+            feats = ImageFeatures(emb, tuple(model.edge_net(image)))
+            gt_np, ignore = gt[0, 0].cpu().numpy(), ~valid[0, 0].cpu().numpy()
+            clicker = Clicker(gt_np, ignore=ignore)
+            ref = new_reference_map(t, t, device=device)
+            pred, ious = None, []
+            for _ in range(n_clicks):
+                click = clicker.make_next_click(pred)
+                if click is None:
+                    break
+                paint_clicks(ref, [(click.row, click.col, click.positive)])
+                logits = model.decode(feats, ref)
+                ref = update_by_prediction(ref, logits > 0)
+                pred = (logits[0, 0] > 0).cpu().numpy()
+                ious.append(iou(pred, gt_np, ignore))
+            curves.append(pad_curve(ious or [0.0], n_clicks))
+    return np.stack(curves)
+
+
 class RunLog:
     """Lines to stdout (through tqdm when a bar is shown) and JSON records to a file."""
 
@@ -467,40 +514,12 @@ class Trainer:
             return {}
 
     def _validate(self) -> dict[str, float]:
-        import torch
+        from ..evaluation.metrics import summarize_ious
 
-        from ..evaluation.clicker import Clicker
-        from ..evaluation.metrics import iou, pad_curve, summarize_ious
-        from ..model.inter2former import ImageFeatures
-        from ..reference_map import (
-            new_reference_map,
-            paint_clicks,
-            update_by_prediction,
+        curves = pool_click_curves(
+            self.model, self.val_pool, self.val_items, self.cfg.val_clicks, self.device
         )
-
-        model = self.model.eval()
-        n_clicks = self.cfg.val_clicks
-        curves = []
-        with torch.no_grad():
-            for view, obj in self.val_items:
-                image, emb, gt, valid = self.val_pool.batch([(view, obj)], self.device)
-                feats = ImageFeatures(emb, tuple(model.edge_net(image)))
-                gt_np, ignore = gt[0, 0].cpu().numpy(), ~valid[0, 0].cpu().numpy()
-                clicker = Clicker(gt_np, ignore=ignore)
-                t = model.image_size
-                ref = new_reference_map(t, t, device=self.device)
-                pred, ious = None, []
-                for _ in range(n_clicks):
-                    click = clicker.make_next_click(pred)
-                    if click is None:
-                        break
-                    paint_clicks(ref, [(click.row, click.col, click.positive)])
-                    logits = model.decode(feats, ref)
-                    ref = update_by_prediction(ref, logits > 0)
-                    pred = (logits[0, 0] > 0).cpu().numpy()
-                    ious.append(iou(pred, gt_np, ignore))
-                curves.append(pad_curve(ious or [0.0], n_clicks))
-        return summarize_ious(np.stack(curves), thresholds=(0.85, 0.9), clicks=(1, 5))
+        return summarize_ious(curves, thresholds=(0.85, 0.9), clicks=(1, 5))
 
     # ------------------------------------------------------------------ loop
     def frozen_edges(self, picks, image):
