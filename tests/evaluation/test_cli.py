@@ -60,12 +60,17 @@ def test_cli_max_objects_and_3d(tmp_path, capsys):
     assert row["n_objects"] == 2 and row["n_skipped"] == 1  # the 12-voxel object
     assert row["noc85"] == 1.0 and row["noc85_per_slice"] == pytest.approx(1 / 3)
     assert "NoC85/sl" in capsys.readouterr().out
+    args = [str(data), "--model", "fake", "--3d", "--per-slice", "--json", str(out_json)]
+    assert main(args) == 0
+    row = json.loads(out_json.read_text())["models"]["fake"]
+    assert row["noc85"] == 3.0 and row["noc85_per_slice"] == 1.0  # one click per plane
 
 
 def test_cli_errors(tmp_path, capsys):
     assert main([str(tmp_path), "--model", "fake"]) == 2
     data = write_set(tmp_path / "set")
     assert main([str(data), "--model", "fake", "--3d"]) == 2
+    assert main([str(data), "--model", "fake", "--per-slice"]) == 2
     assert main([str(data), "--model", "nope"]) == 1  # every model failed
     assert "inter2former-eval" in capsys.readouterr().err
 

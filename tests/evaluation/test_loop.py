@@ -105,6 +105,17 @@ def test_volume_task_one_click_and_propagation():
     assert result.noc(0.85) == 1 and result.noc(0.90) == 1
 
 
+def test_volume_task_per_slice_baseline_clicks_every_plane():
+    volume, obj = cylinder_volume()
+    result = evaluate_volume_object(
+        FakePredictor(), volume, obj, max_clicks=20, propagate=False
+    )
+    # no propagation: one click per plane the cylinder spans, planes 2..6 in turn
+    assert [p for p, _ in result.clicks] == [2, 3, 4, 5, 6]
+    assert result.ious == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0])
+    assert result.noc(0.85) == 5
+
+
 class EmptyPredictor(ScriptedPredictor):
     def _predict(self, click):
         return np.zeros(self.image_shape, bool)

@@ -1,7 +1,8 @@
 """``inter2former-eval``: evaluate predictors on a data set with the click protocol.
 
     inter2former-eval DATASET_DIR --model default --model mobilesam \\
-        --model random-walker [--max-clicks 20] [--max-objects N] [--3d] [--json OUT.json]
+        --model random-walker [--max-clicks 20] [--max-objects N] [--3d [--per-slice]]
+        [--json OUT.json]
 
 Every ``--model`` runs on the same objects with the same click rule, and one
 table compares them (timing ratios within one run are meaningful, absolute
@@ -63,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "least the volume depth, or planes are encoded again (~70 MB each)")
     parser.add_argument("--3d", dest="three_d", action="store_true",
                         help="slice-by-slice 3-D task on volumes")
+    parser.add_argument("--per-slice", action="store_true",
+                        help="with --3d: no propagation, every plane segmented on its own "
+                        "clicks (the per-slice baseline)")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--seed", type=int, default=0,
@@ -117,7 +121,7 @@ def _run_model(spec: str, samples, views, n_skipped, args) -> tuple[dict, list]:
         result = evaluate_dataset_3d(
             predictor, samples, max_clicks=args.max_clicks, min_size=args.min_size,
             max_objects=args.max_objects, seed=args.seed, tie_break=args.tie_break,
-            progress=_progress(spec),
+            progress=_progress(spec), propagate=not args.per_slice,
         )
     else:
         result = evaluate_views(
@@ -145,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.max_clicks < 1:
         print("inter2former-eval: --max-clicks must be at least 1", file=sys.stderr)
+        return 2
+    if args.per_slice and not args.three_d:
+        print("inter2former-eval: --per-slice needs --3d", file=sys.stderr)
         return 2
     try:
         samples = load_dataset(args.dataset)

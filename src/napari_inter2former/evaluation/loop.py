@@ -256,6 +256,7 @@ def evaluate_volume_object(
     rng: np.random.Generator | None = None,
     stem: str = "",
     label: int = 1,
+    propagate: bool = True,
     **propagate_kwargs,
 ) -> VolumeObjectResult:
     """The user-level 3-D task: segment one object slice by slice.
@@ -278,6 +279,9 @@ def evaluate_volume_object(
         Per plane the object spans: the budget is ``max_clicks * span``.
     target : float
         Stop once the 3-D IoU reaches it (after ``min_clicks`` clicks).
+    propagate : bool
+        False: no propagation; every plane holds only what its own clicks gave
+        (the baseline "segment each slice on its own").
     **propagate_kwargs
         Stop rules of :func:`~napari_inter2former.volume.propagate`.
 
@@ -337,12 +341,13 @@ def evaluate_volume_object(
 
         anchors[plane] = mask
         pred[plane] = mask
-        for z in affected_planes(anchors, plane, n_planes):
-            if z not in anchors:
-                pred[z] = False
-        for z, m in segment_from_anchors(predictor, volume, anchors, around=plane,
-                                         **propagate_kwargs):
-            pred[z] = m
+        if propagate:
+            for z in affected_planes(anchors, plane, n_planes):
+                if z not in anchors:
+                    pred[z] = False
+            for z, m in segment_from_anchors(predictor, volume, anchors, around=plane,
+                                             **propagate_kwargs):
+                pred[z] = m
         result.ious.append(iou(pred, gt, ~keep))
         if len(result.ious) >= min_clicks and result.ious[-1] >= target:
             break
@@ -359,11 +364,13 @@ def evaluate_dataset_3d(
     seed: int = 0,
     tie_break: str = "raster",
     progress: Callable[[Iterable], Iterable] | None = None,
+    propagate: bool = True,
     **propagate_kwargs,
 ) -> RunResult:
     """3-D task on every object of every volume (2-D samples are skipped).
 
-    Objects under ``min_size`` voxels are skipped and counted.
+    Objects under ``min_size`` voxels are skipped and counted. ``propagate=False``
+    gives the per-slice baseline (see :func:`evaluate_volume_object`).
     """
     _check_run_args(tie_break, max_clicks)
     result = RunResult("3d")
@@ -383,7 +390,7 @@ def evaluate_dataset_3d(
         obj = evaluate_volume_object(
             predictor, sample.image, sample.labels == k, ignore=sample.ignore,
             max_clicks=max_clicks, rng=object_rng(tie_break, seed, sample.stem, k),
-            stem=sample.stem, label=k, **propagate_kwargs,
+            stem=sample.stem, label=k, propagate=propagate, **propagate_kwargs,
         )
         result.objects.append(obj)
         result.encoder_seconds += obj.encoder_seconds
