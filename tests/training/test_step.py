@@ -114,6 +114,30 @@ def test_local_step_with_frozen_edges(micro):
     assert stats["rounds"] == 2 and np.isfinite(stats["loss"])
 
 
+def test_micro_batches_accumulate_the_same_update(micro):
+    updates = []
+    for parts in (1, 2):
+        model, opt = _model_and_optimizer(micro)
+        for module in model.modules():
+            if hasattr(module, "bias_update_rate"):
+                module.bias_update_rate = 0.0  # routing must not move between the parts
+        before = {k: v.clone() for k, v in model.decoder.state_dict().items()}
+        stats = train_step(
+            model, opt, *_batch(), np.random.default_rng(0), num_rounds=0,
+            prior_mask_prob=0.0, first_click_deepest=1.0, micro_batches=parts,
+        )  # fmt: skip
+        delta = {k: v - before[k] for k, v in model.decoder.state_dict().items()}
+        updates.append((stats, delta))
+    (a, da), (b, db) = updates
+    for key in ("loss", "nfl", "coarse", "grad_norm"):
+        assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-6), key
+    assert any(v.abs().max() > 0 for v in da.values())
+    for k in da:
+        torch.testing.assert_close(db[k], da[k], atol=1e-5, rtol=1e-3)  # lr 1e-3
+    with pytest.raises(ValueError, match="micro_batches"):
+        train_step(model, opt, *_batch(), np.random.default_rng(0), micro_batches=3)
+
+
 def test_object_token_boxes():
     gt = torch.zeros(2, 1, 64, 64, dtype=torch.bool)
     gt[0, 0, 17:20, 40:49] = True

@@ -61,6 +61,7 @@ class TrainConfig:
 
     # --- optimisation ---
     batch_size: int = 2
+    micro_batches: int = 1  # split each batch; gradients accumulate over the parts
     lr: float = 3e-4  # peak AdamW learning rate
     min_lr_ratio: float = 0.05  # final learning rate = lr * min_lr_ratio (cosine decay)
     warmup_steps: int = 50

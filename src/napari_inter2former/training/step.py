@@ -187,6 +187,7 @@ def train_step(
     num_rounds: int | None = None,
     edges: tuple[torch.Tensor, ...] | None = None,
     local: bool = False,
+    micro_batches: int = 1,
 ) -> dict[str, float]:
     """Simulate clicks on a batch and take one optimiser step.
 
@@ -211,6 +212,10 @@ def train_step(
         inference path) and the gradient round through ``model.forward_local``
         (DLU and the NFL only on the box inference upsamples, widened to the
         object): the same model, several times cheaper per step on a CPU.
+    micro_batches : int
+        Split the batch into this many parts, each simulated and back-propagated
+        on its own (gradients accumulate), then take one optimiser step: a large
+        batch in the memory and time of a small one.
 
     Returns
     -------
@@ -218,6 +223,79 @@ def train_step(
         ``loss``, ``nfl``, ``coarse``, ``vq``, ``iou`` (of the trained round),
         ``rounds``, ``grad_norm``.
     """
+    if not 1 <= micro_batches <= len(image):
+        raise ValueError(
+            f"micro_batches must be in 1..{len(image)} (the batch size), got {micro_batches}"
+        )
+    optimizer.zero_grad(set_to_none=True)
+    model.train()
+    model.image_encoder.eval()  # frozen (its BatchNorm statistics must not move)
+    if edges is not None:
+        model.edge_net.eval()
+    totals: dict[str, float] = {}
+    rounds = []
+    for index in np.array_split(np.arange(len(image)), micro_batches):
+        part = slice(int(index[0]), int(index[-1]) + 1)
+        weight = len(index) / len(image)
+        losses, n = _simulate_and_backward(
+            model,
+            image[part],
+            embedding[part],
+            gt[part],
+            valid[part],
+            rng,
+            None if edges is None else tuple(e[part] for e in edges),
+            weight=weight,
+            num_rounds=num_rounds,
+            max_rounds=max_rounds,
+            rounds_gamma=rounds_gamma,
+            click_k=click_k,
+            first_click_deepest=first_click_deepest,
+            prior_mask_prob=prior_mask_prob,
+            coarse_loss_weight=coarse_loss_weight,
+            vq_loss_weight=vq_loss_weight,
+            amp=amp,
+            local=local,
+        )
+        for key, value in losses.items():
+            totals[key] = totals.get(key, 0.0) + weight * float(value.detach())
+        rounds.append(n)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    if grad_clip:
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    else:
+        grad_norm = torch.sqrt(
+            sum((p.grad.float() ** 2).sum() for p in params if p.grad is not None)
+        )
+    optimizer.step()
+    result = dict(totals)
+    result["rounds"] = float(np.mean(rounds))
+    result["grad_norm"] = float(grad_norm)
+    return result
+
+
+def _simulate_and_backward(
+    model,
+    image,
+    embedding,
+    gt,
+    valid,
+    rng,
+    edges,
+    *,
+    weight: float,
+    num_rounds: int | None,
+    max_rounds: int,
+    rounds_gamma: float,
+    click_k: float,
+    first_click_deepest: float,
+    prior_mask_prob: float,
+    coarse_loss_weight: float,
+    vq_loss_weight: float,
+    amp: bool,
+    local: bool,
+) -> tuple[dict[str, torch.Tensor], int]:
+    """Click simulation and the backward pass of ``weight`` x loss for one (micro-)batch."""
     device = image.device
     gt_np = gt[:, 0].cpu().numpy()
     valid_np = valid[:, 0].cpu().numpy()
@@ -235,15 +313,9 @@ def train_step(
         if num_rounds is None
         else int(num_rounds)
     )
-
-    optimizer.zero_grad(set_to_none=True)
-    model.train()
-    model.image_encoder.eval()  # frozen (its BatchNorm statistics must not move)
     if edges is None:
         with _autocast(device, amp):
             edges = tuple(model.edge_net(image))
-    else:
-        model.edge_net.eval()
     if n > 0:
         frozen = ImageFeatures(embedding, tuple(e.detach() for e in edges))
         was_training = [(m, m.training) for m in (model.decoder, model.upsampler)]
@@ -276,16 +348,5 @@ def train_step(
     losses = interactive_loss(
         out, gt, valid, coarse_weight=coarse_loss_weight, vq_weight=vq_loss_weight
     )
-    losses["loss"].backward()
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    if grad_clip:
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
-    else:
-        grad_norm = torch.sqrt(
-            sum((p.grad.float() ** 2).sum() for p in params if p.grad is not None)
-        )
-    optimizer.step()
-    result = {k: float(v.detach()) for k, v in losses.items()}
-    result["rounds"] = float(n)
-    result["grad_norm"] = float(grad_norm)
-    return result
+    (weight * losses["loss"]).backward()
+    return losses, n

@@ -563,6 +563,7 @@ class Trainer:
             amp=self.amp,
             edges=edges,
             local=c.local_train,
+            micro_batches=c.micro_batches,
         )
 
     def fit(self, stop_after: int | None = None) -> dict:
