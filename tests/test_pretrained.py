@@ -61,3 +61,28 @@ def test_model_id_names_the_shipped_decoder():
 
     model = build_model("default", pretrained=True)
     assert model.model_id.endswith(weights_json()[DECODER_FILE]["sha256"][:12])
+
+
+@pytest.mark.slow
+def test_zoom_in_keeps_small_nuclei_through_refinement_clicks():
+    """Nuclei 6-12 px across: 3 protocol clicks each, with and without zoom-in.
+
+    Measured when written (8 nuclei): mean IoU after 1 / 2 / 3 clicks 0.696 / 0.796 / 0.819
+    with zoom-in, 0.696 / 0.623 / 0.639 on the whole image.
+    """
+    from napari_inter2former import Predictor
+    from napari_inter2former.evaluation.loop import evaluate_object
+    from napari_inter2former.predictor import ZoomIn
+    from napari_inter2former.training.synthetic import synthetic_image
+
+    sample = synthetic_image(123, size_range=(256, 256), diameter_range=(24, 48), kind="nuclei")
+    areas = np.bincount(sample.labels.ravel())
+    labels = [int(i) for i in np.flatnonzero(areas >= 20)[1:9]]
+    final = {}
+    for name, zoom in (("zoom", ZoomIn()), ("whole", None)):
+        p = Predictor.from_pretrained(zoom_in=zoom)
+        p.set_image(sample.image)
+        ious = [evaluate_object(p, sample.labels == i, max_clicks=3)[0] for i in labels]
+        final[name] = float(np.mean([curve[2] for curve in ious]))
+    assert final["zoom"] > 0.7, final
+    assert final["zoom"] > final["whole"] + 0.08, final

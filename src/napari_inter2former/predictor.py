@@ -20,7 +20,7 @@ import numpy as np
 
 from .transforms import InputGeometry, to_rgb_uint8
 
-__all__ = ["Click", "BasePredictor", "Predictor"]
+__all__ = ["Click", "BasePredictor", "Predictor", "ZoomIn"]
 
 
 @dataclass(frozen=True)
@@ -200,6 +200,71 @@ def image_key(rgb: np.ndarray, model_id: str) -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class ZoomIn:
+    """When and where the predictor zooms in on a small object.
+
+    From the second click on (or at once, given a prior mask), an object whose
+    window is small is segmented in a crop of the image resized to the full
+    network input, so that a nucleus a few tokens wide is seen at a scale the
+    decoder resolves. The crop is re-encoded once (features are cached) and the
+    object's clicks are replayed in it. Clicks outside the crop, or a mask that
+    reaches the crop's inner border, move the window.
+
+    Parameters
+    ----------
+    expansion : float
+        Crop side as a multiple of the longest side of the bounding box of the
+        current mask and clicks.
+    min_side : int
+        Smallest crop side in image pixels.
+    max_fraction : float
+        No zoom when the crop side would exceed this fraction of the image's
+        longest side (the object is large enough already).
+    """
+
+    expansion: float = 4.0
+    min_side: int = 64
+    max_fraction: float = 0.6
+
+    def __post_init__(self) -> None:
+        if not self.expansion >= 1:
+            raise ValueError(f"expansion must be at least 1, got {self.expansion}")
+        if not self.min_side >= 1:
+            raise ValueError(f"min_side must be at least 1 px, got {self.min_side}")
+        if not 0 < self.max_fraction <= 1:
+            raise ValueError(f"max_fraction must be in (0, 1], got {self.max_fraction}")
+
+    def window(
+        self, mask: np.ndarray | None, clicks: list[Click], shape: tuple[int, int]
+    ) -> tuple[int, int, int, int] | None:
+        """Crop (top, bottom, left, right) around ``mask`` and ``clicks``, or None for no zoom."""
+        rows = [int(c.row) for c in clicks]
+        cols = [int(c.col) for c in clicks]
+        if mask is not None and mask.any():
+            r = np.flatnonzero(mask.any(1))
+            c = np.flatnonzero(mask.any(0))
+            rows += [int(r[0]), int(r[-1])]
+            cols += [int(c[0]), int(c[-1])]
+        if not rows:
+            return None
+        r0, r1, c0, c1 = min(rows), max(rows) + 1, min(cols), max(cols) + 1
+        side = max(self.expansion * max(r1 - r0, c1 - c0), self.min_side)
+        if side > self.max_fraction * max(shape):
+            return None
+        side = int(np.ceil(side))
+        top = int(round((r0 + r1 - side) / 2))
+        left = int(round((c0 + c1 - side) / 2))
+        top = min(max(top, 0), max(shape[0] - side, 0))
+        left = min(max(left, 0), max(shape[1] - side, 0))
+        return top, min(top + side, shape[0]), left, min(left + side, shape[1])
+
+
+def _inside(box: tuple[int, int, int, int], row: float, col: float) -> bool:
+    top, bottom, left, right = box
+    return top <= row < bottom and left <= col < right
+
+
 class Predictor(BasePredictor):
     """Inter2Former on one 2-D image: encoder once, decoder per click.
 
@@ -208,12 +273,22 @@ class Predictor(BasePredictor):
     model : Inter2Former
         The model (see :func:`napari_inter2former.model.build_model`).
     cache_size : int
-        How many images' features to keep (for slices of a volume).
+        How many images' (and zoom crops') features to keep.
     num_threads : int, optional
         Cap on torch's intra-op threads (leave a core to the GUI).
+    zoom_in : ZoomIn or None
+        Zoom-in on small objects (see :class:`ZoomIn`); ``None`` (default) always
+        works on the whole image.
     """
 
-    def __init__(self, model, *, cache_size: int = 8, num_threads: int | None = None) -> None:
+    def __init__(
+        self,
+        model,
+        *,
+        cache_size: int = 8,
+        num_threads: int | None = None,
+        zoom_in: ZoomIn | None = None,
+    ) -> None:
         super().__init__()
         import torch
 
@@ -221,8 +296,12 @@ class Predictor(BasePredictor):
             torch.set_num_threads(max(1, int(num_threads)))
         self.model = model.eval()
         self.cache = _FeatureCache(cache_size)
+        self.zoom_in = zoom_in
+        self._rgb: np.ndarray | None = None
+        self._image_features = None
         self._features = None
         self._geometry: InputGeometry | None = None
+        self._box: tuple[int, int, int, int] | None = None
         self._ref = None
         self.last_logits = None
 
@@ -237,7 +316,12 @@ class Predictor(BasePredictor):
     def model_id(self) -> str:
         return getattr(self.model, "model_id", type(self.model).__name__)
 
-    def _encode(self, rgb: np.ndarray) -> None:
+    @property
+    def zoom_box(self) -> tuple[int, int, int, int] | None:
+        """The crop (top, bottom, left, right) the current object is segmented in, or None."""
+        return self._box
+
+    def _encode_rgb(self, rgb: np.ndarray):
         import torch
 
         key = image_key(rgb, self.model_id)
@@ -246,27 +330,54 @@ class Predictor(BasePredictor):
             with torch.inference_mode():
                 features = self.model.encode(self.model.preprocess(rgb))
             self.cache.put(key, features)
-        self._features = features
-        self._geometry = InputGeometry(*rgb.shape[:2], size=self.model.image_size)
+        return features
 
-    def _start(self, prior: np.ndarray | None) -> None:
+    def _encode(self, rgb: np.ndarray) -> None:
+        self._rgb = rgb
+        self._image_features = self._encode_rgb(rgb)
+        self._use_view(None)
+
+    def _use_view(self, box: tuple[int, int, int, int] | None) -> None:
+        """Work on the whole image (None) or on the crop ``box``."""
+        self._box = box
+        if box is None:
+            self._features = self._image_features
+            rows, cols = self._rgb.shape[:2]
+        else:
+            top, bottom, left, right = box
+            self._features = self._encode_rgb(np.ascontiguousarray(self._rgb[top:bottom, left:right]))
+            rows, cols = bottom - top, right - left
+        self._geometry = InputGeometry(rows, cols, size=self.model.image_size)
+
+    def _start_ref(self) -> None:
+        """The reference map of a fresh object in the current view (from the prior, if any)."""
         import torch
 
         from .reference_map import new_reference_map, reference_from_mask
 
         size = self._geometry.size
-        if prior is None:
+        prior = None if self._prior is None else self._crop(self._prior)
+        if prior is None or not prior.any():
             self._ref = new_reference_map(size, size)
         else:
             grid = self._mask_to_grid(prior)
             self._ref = reference_from_mask(torch.from_numpy(grid)[None, None])
 
-    def _predict(self, click: Click) -> np.ndarray:
+    def _start(self, prior: np.ndarray | None) -> None:
+        box = None
+        if prior is not None and self.zoom_in is not None:
+            box = self.zoom_in.window(prior, [], self._shape or prior.shape)
+        self._use_view(box)
+        self._start_ref()
+
+    def _decode_click(self, click: Click) -> np.ndarray:
+        """Paint one click into the current view, decode; the view's mask."""
         import torch
 
         from .reference_map import paint_clicks, update_by_prediction
 
-        row, col = self._geometry.to_grid(click.row, click.col)
+        top, left = (0, 0) if self._box is None else (self._box[0], self._box[2])
+        row, col = self._geometry.to_grid(click.row - top, click.col - left)
         ref = paint_clicks(self._ref.clone(), [(row, col, click.positive)])
         with torch.inference_mode():
             logits = self.model.decode(self._features, ref)
@@ -274,11 +385,72 @@ class Predictor(BasePredictor):
         self.last_logits = logits
         return self._logits_to_mask(logits)
 
+    def _replay(self, box: tuple[int, int, int, int] | None) -> np.ndarray:
+        """Move to ``box`` and replay the object's clicks there; the image-sized mask."""
+        self._use_view(box)
+        self._start_ref()
+        mask = None
+        for click in self._clicks:
+            if box is None or _inside(box, click.row, click.col):
+                mask = self._decode_click(click)
+        return self._paste(mask)
+
+    def _predict(self, click: Click) -> np.ndarray:
+        zoom = self.zoom_in
+        if zoom is not None and self._box is None and self._mask is not None:
+            box = zoom.window(self._mask, self._clicks, self._shape)
+            if box is not None:
+                return self._settle(self._replay(box))
+        if self._box is not None and not _inside(self._box, click.row, click.col):
+            return self._settle(self._replay(zoom.window(self._mask, self._clicks, self._shape)))
+        return self._settle(self._paste(self._decode_click(click)))
+
+    def _settle(self, mask: np.ndarray) -> np.ndarray:
+        """Grow the crop once if the mask reaches one of its inner borders."""
+        box = self._box
+        if box is None or not self._touches_inner_border(mask, box):
+            return mask
+        grown = self.zoom_in.window(mask, self._clicks, self._shape)
+        if grown == box:
+            return mask
+        return self._replay(grown)
+
+    def _touches_inner_border(self, mask: np.ndarray, box: tuple[int, int, int, int]) -> bool:
+        top, bottom, left, right = box
+        rows, cols = self._shape
+        crop = mask[top:bottom, left:right]
+        return bool(
+            (top > 0 and crop[0].any())
+            or (bottom < rows and crop[-1].any())
+            or (left > 0 and crop[:, 0].any())
+            or (right < cols and crop[:, -1].any())
+        )
+
     def _get_state(self):
-        return self._ref.clone()
+        return self._box, self._ref.clone()
 
     def _set_state(self, state) -> None:
-        self._ref = state
+        box, ref = state
+        if box != self._box:
+            self._use_view(box)
+        self._ref = ref
+
+    # ----- crop helpers -----
+    def _crop(self, mask: np.ndarray) -> np.ndarray:
+        if self._box is None:
+            return mask
+        top, bottom, left, right = self._box
+        return mask[top:bottom, left:right]
+
+    def _paste(self, mask: np.ndarray | None) -> np.ndarray:
+        """An image-sized mask from a mask of the current view (None: empty)."""
+        if self._box is None and mask is not None:
+            return mask
+        out = np.zeros(self._shape, dtype=bool)
+        if mask is not None:
+            top, bottom, left, right = self._box
+            out[top:bottom, left:right] = mask
+        return out
 
     # ----- geometry helpers -----
     def _mask_to_grid(self, mask: np.ndarray) -> np.ndarray:

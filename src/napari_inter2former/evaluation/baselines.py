@@ -19,7 +19,7 @@ from ..predictor import BasePredictor, Click
 
 __all__ = ["RandomWalkerPredictor", "load_predictor", "MODEL_NAMES"]
 
-MODEL_NAMES = ("default", "mobilesam", "random-walker", "fake")
+MODEL_NAMES = ("default", "default-zoom", "mobilesam", "random-walker", "fake")
 
 
 class RandomWalkerPredictor(BasePredictor):
@@ -104,7 +104,8 @@ def load_predictor(spec: str, *, threads: int | None = 2) -> BasePredictor:
     Parameters
     ----------
     spec : str
-        ``default`` (the packaged Inter2Former weights), ``mobilesam``,
+        ``default`` (the packaged Inter2Former weights), ``default-zoom`` (the same
+        with :class:`~napari_inter2former.predictor.ZoomIn`), ``mobilesam``,
         ``random-walker``, ``fake`` (:class:`~napari_inter2former.testing.FakePredictor`),
         or the path of an Inter2Former decoder weight file.
     threads : int, optional
@@ -126,10 +127,11 @@ def load_predictor(spec: str, *, threads: int | None = 2) -> BasePredictor:
         from .mobilesam import MobileSAMPredictor
 
         return MobileSAMPredictor.from_pretrained()
-    if spec == "default":
-        from ..predictor import Predictor
+    if spec in ("default", "default-zoom"):
+        from ..predictor import Predictor, ZoomIn
 
-        return Predictor.from_pretrained(num_threads=threads)
+        zoom = ZoomIn() if spec == "default-zoom" else None
+        return Predictor.from_pretrained(num_threads=threads, zoom_in=zoom)
     path = Path(spec)
     if not path.is_file():
         raise ValueError(
