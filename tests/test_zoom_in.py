@@ -120,3 +120,14 @@ def test_no_zoom_keeps_the_whole_image():
 def test_zoom_settings_are_checked(bad):
     with pytest.raises(ValueError):
         ZoomIn(**bad)
+
+
+def test_turning_zoom_off_mid_object_finishes_it_on_the_whole_image():
+    predictor, _ = make()
+    predictor.add_click(100, 100)
+    predictor.add_click(104, 104)
+    assert predictor.zoom_box is not None
+    predictor.zoom_in = None
+    mask = predictor.add_click(200, 30)  # outside the crop
+    assert predictor.zoom_box is None
+    assert mask[200, 30] and mask[100, 100]

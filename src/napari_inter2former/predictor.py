@@ -402,13 +402,14 @@ class Predictor(BasePredictor):
             if box is not None:
                 return self._settle(self._replay(box))
         if self._box is not None and not _inside(self._box, click.row, click.col):
-            return self._settle(self._replay(zoom.window(self._mask, self._clicks, self._shape)))
+            box = None if zoom is None else zoom.window(self._mask, self._clicks, self._shape)
+            return self._settle(self._replay(box))
         return self._settle(self._paste(self._decode_click(click)))
 
     def _settle(self, mask: np.ndarray) -> np.ndarray:
         """Grow the crop once if the mask reaches one of its inner borders."""
         box = self._box
-        if box is None or not self._touches_inner_border(mask, box):
+        if box is None or self.zoom_in is None or not self._touches_inner_border(mask, box):
             return mask
         grown = self.zoom_in.window(mask, self._clicks, self._shape)
         if grown == box:

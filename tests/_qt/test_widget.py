@@ -335,3 +335,30 @@ def test_precompute_encodes_every_plane(make_widget, qtbot):
     widget.precompute()
     wait_idle(qtbot, widget)
     assert predictor.encode_calls == 6
+
+
+def test_zoom_checkbox_reaches_the_predictor_at_the_next_click(make_widget, qtbot):
+    from napari_inter2former.predictor import ZoomIn
+    from napari_inter2former.testing import FakePredictor
+
+    class ZoomRecorder(FakePredictor):
+        zoom_in = None
+        seen: list = []
+
+        def _predict(self, click):
+            self.seen.append(self.zoom_in)
+            return super()._predict(click)
+
+    predictor = ZoomRecorder()
+    image, _left, _right = discs_image()
+    _viewer, widget = make_widget(image, predictor=predictor)
+    assert not widget.zoom_check.isChecked()
+    widget.add_click_world([30, 20])
+    wait_idle(qtbot, widget)
+    widget.zoom_check.setChecked(True)
+    widget.add_click_world([31, 21])
+    wait_idle(qtbot, widget)
+    widget.zoom_check.setChecked(False)
+    widget.add_click_world([32, 22])
+    wait_idle(qtbot, widget)
+    assert predictor.seen == [None, ZoomIn(), None]

@@ -124,6 +124,12 @@ class Inter2FormerWidget(QWidget):
         self.channel_spin.setToolTip("Index along the first axis when it holds channels")
         self.labels_combo = QComboBox()
         self.overwrite_check = QCheckBox("Overwrite existing labels")
+        self.zoom_check = QCheckBox("Zoom in on small objects")
+        self.zoom_check.setToolTip(
+            "From the 2nd click, segment a small object in an enlarged crop "
+            "(one more encoder run per object)"
+        )
+        self.zoom_check.toggled.connect(self._on_zoom_toggled)
         self.iou_spin = QDoubleSpinBox()
         self.iou_spin.setRange(0.0, 1.0)
         self.iou_spin.setSingleStep(0.05)
@@ -135,6 +141,7 @@ class Inter2FormerWidget(QWidget):
         form.addRow("Channel", self.channel_spin)
         form.addRow("Labels", self.labels_combo)
         form.addRow("", self.overwrite_check)
+        form.addRow("", self.zoom_check)
         form.addRow("Stop IoU", self.iou_spin)
 
         def button(text, key, slot):
@@ -531,6 +538,11 @@ class Inter2FormerWidget(QWidget):
         logger.error("model error", exc_info=exc)
 
     # ----- actions -----
+    def _on_zoom_toggled(self, checked: bool) -> None:
+        from ..predictor import ZoomIn
+
+        self.runner.zoom_in = ZoomIn() if checked else None
+
     def toggle_polarity(self) -> None:
         """Switch the class of the next click between positive and negative."""
         self._next_positive = not self._next_positive

@@ -88,6 +88,7 @@ class ModelRunner:
         self._factory = predictor_factory or default_predictor_factory
         self.on_idle = on_idle
         self.predictor = None
+        self.zoom_in = None  # ZoomIn settings handed to the predictor at each job
         self.worker = None
         self.kind: str | None = None
         self._token = 0
@@ -99,6 +100,8 @@ class ModelRunner:
     def _ensure_predictor(self):
         if self.predictor is None:
             self.predictor = self._factory()
+        if hasattr(self.predictor, "zoom_in"):  # set here, in the worker that owns it
+            self.predictor.zoom_in = self.zoom_in
         return self.predictor
 
     def _start(self, worker, kind, on_done, on_error, on_finished) -> int:
