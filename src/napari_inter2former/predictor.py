@@ -334,8 +334,7 @@ class Predictor(BasePredictor):
 
     def _encode(self, rgb: np.ndarray) -> None:
         self._rgb = rgb
-        self._image_features = self._encode_rgb(rgb)
-        self._use_view(None)
+        self._image_features = self._encode_rgb(rgb)  # the view is set by _start (reset)
 
     def _use_view(self, box: tuple[int, int, int, int] | None) -> None:
         """Work on the whole image (None) or on the crop ``box``."""
@@ -366,7 +365,7 @@ class Predictor(BasePredictor):
     def _start(self, prior: np.ndarray | None) -> None:
         box = None
         if prior is not None and self.zoom_in is not None:
-            box = self.zoom_in.window(prior, [], self._shape or prior.shape)
+            box = self.zoom_in.window(prior, [], self._shape)
         self._use_view(box)
         self._start_ref()
 
