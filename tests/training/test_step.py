@@ -201,3 +201,19 @@ def test_perturbed_prior_overlaps_but_differs():
         changed += not np.array_equal(p, gt)
     assert changed >= 15
     assert min(ious) > 0.3 and np.mean(ious) < 0.95
+
+
+def test_perturbed_prior_max_change_sets_how_far_it_shrinks():
+    gt = np.zeros((120, 120), bool)
+    gt[20:100, 20:100] = True
+
+    def smallest_area(max_change):
+        areas = [
+            perturb_mask(gt, np.random.default_rng(seed), max_change).sum()
+            for seed in range(60)
+        ]
+        return min(areas) / gt.sum()
+
+    # radius <= 0.15 * 80 = 12 px: at least (56/80)^2 = 0.49 of the square is left
+    assert smallest_area(0.15) > 0.3
+    assert smallest_area(0.4) < 0.3

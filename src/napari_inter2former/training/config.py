@@ -55,6 +55,9 @@ class TrainConfig:
     prior_mask_prob: float = (
         0.2  # start from a perturbed ground-truth mask (prior) this often
     )
+    prior_max_change: float = (
+        0.15  # largest grow/shrink of the prior, as a fraction of the object's side
+    )
     min_object_area: int = (
         64  # objects smaller than this (px at network size) are skipped
     )

@@ -55,12 +55,19 @@ def draw_num_rounds(rng: np.random.Generator, max_rounds: int, gamma: float) -> 
     return int(rng.choice(max_rounds + 1, p=p / p.sum()))
 
 
-def perturb_mask(gt: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def perturb_mask(
+    gt: np.ndarray, rng: np.random.Generator, max_change: float = 0.15
+) -> np.ndarray:
     """A plausible prior for an object: its mask shifted, grown or shrunk, with bits added or cut.
 
     Parameters
     ----------
     gt : ndarray of bool, shape (M, N)
+    rng : numpy Generator
+    max_change : float
+        Largest grow/shrink radius as a fraction of the object's longer side (the radius is
+        drawn uniformly in ``[0.02, max_change]``). 0.35 shrinks a disc to about a tenth of
+        its area: the badly under-segmented masks the refinement clicks must grow.
 
     Returns
     -------
@@ -78,7 +85,7 @@ def perturb_mask(gt: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     R1, C1 = min(r1 + margin, gt.shape[0]), min(c1 + margin, gt.shape[1])
     crop = gt[R0:R1, C0:C1]
     out = crop.copy()
-    radius = max(1, int(round(rng.uniform(0.02, 0.15) * size)))
+    radius = max(1, int(round(rng.uniform(0.02, max(max_change, 0.02)) * size)))
     op = rng.integers(0, 4)
     if op == 0:  # grow by `radius` (Euclidean)
         out = ndi.distance_transform_edt(~out) <= radius
@@ -109,6 +116,7 @@ def initial_reference(
     prior_mask_prob: float = 0.2,
     first_click_deepest: float = 0.5,
     click_k: float = 1.7,
+    prior_max_change: float = 0.15,
 ) -> tuple[torch.Tensor, np.ndarray]:
     """Starting reference maps and clicked-pixel records for a batch.
 
@@ -127,7 +135,7 @@ def initial_reference(
     prior = np.zeros(b, bool)
     for i in range(b):
         if rng.random() < prior_mask_prob:
-            mask = perturb_mask(gt[i], rng) & valid[i]
+            mask = perturb_mask(gt[i], rng, prior_max_change) & valid[i]
             ref[i : i + 1] = reference_from_mask(torch.from_numpy(mask)[None, None])
             click = random_error_click(gt[i], mask, rng, k=click_k, valid=valid[i])
             prior[i] = True
@@ -180,6 +188,7 @@ def train_step(
     click_k: float = 1.7,
     first_click_deepest: float = 0.5,
     prior_mask_prob: float = 0.2,
+    prior_max_change: float = 0.15,
     coarse_loss_weight: float = 1.0,
     vq_loss_weight: float = 1.0,
     grad_clip: float | None = 1.0,
@@ -252,6 +261,7 @@ def train_step(
             click_k=click_k,
             first_click_deepest=first_click_deepest,
             prior_mask_prob=prior_mask_prob,
+            prior_max_change=prior_max_change,
             coarse_loss_weight=coarse_loss_weight,
             vq_loss_weight=vq_loss_weight,
             amp=amp,
@@ -290,6 +300,7 @@ def _simulate_and_backward(
     click_k: float,
     first_click_deepest: float,
     prior_mask_prob: float,
+    prior_max_change: float,
     coarse_loss_weight: float,
     vq_loss_weight: float,
     amp: bool,
@@ -306,6 +317,7 @@ def _simulate_and_backward(
         prior_mask_prob=prior_mask_prob,
         first_click_deepest=first_click_deepest,
         click_k=click_k,
+        prior_max_change=prior_max_change,
     )
     ref = ref.to(device)
     n = (

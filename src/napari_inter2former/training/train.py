@@ -557,6 +557,7 @@ class Trainer:
             click_k=c.click_k,
             first_click_deepest=c.first_click_deepest,
             prior_mask_prob=c.prior_mask_prob,
+            prior_max_change=c.prior_max_change,
             coarse_loss_weight=c.coarse_loss_weight,
             vq_loss_weight=c.vq_loss_weight,
             grad_clip=c.grad_clip,
