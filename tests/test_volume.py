@@ -120,6 +120,33 @@ def test_propagate_uses_whole_volume_contrast_limits():
     assert [p for p, _ in steps16] == [p for p, _ in steps8] == [5, 6, 7]
 
 
+class LazyVolume:
+    """A volume that hands out planes only (like a dask or zarr array) and counts the reads."""
+
+    def __init__(self, data):
+        self.data, self.reads = data, []
+        self.shape, self.ndim, self.dtype = data.shape, data.ndim, data.dtype
+
+    def __getitem__(self, index):
+        self.reads.append(index)
+        return self.data[index]
+
+    def __array__(self, *args, **kwargs):
+        raise AssertionError("the whole lazy volume was read")
+
+
+def test_propagate_reads_a_lazy_volume_plane_by_plane():
+    volume, obj = cylinder_volume()
+    deep = np.concatenate([volume] * 4).astype(np.uint16) * 200  # 40 planes, not uint8
+    lazy = LazyVolume(deep)
+    steps, _ = run(propagate(FakePredictor(), lazy, 4, obj[4]))
+    assert [p for p, _ in steps] == [5, 6, 7]
+    assert all(isinstance(i, int) for i in lazy.reads)
+    assert len(set(lazy.reads)) <= 16 + 5  # contrast-limit sample + the planes visited
+    eager, _ = run(propagate(FakePredictor(), deep, 4, obj[4]))
+    assert [p for p, _ in eager] == [5, 6, 7]
+
+
 def test_fill_between_meets_in_the_middle():
     volume, obj = cylinder_volume()
     steps = list(fill_between(FakePredictor(), volume, 2, obj[2], 7, obj[7]))

@@ -46,7 +46,9 @@ stops at most a small end plane early rather than leaking.
 Intensities: a plane is converted with :func:`to_rgb_uint8` using the
 ``contrast_limits`` given, else, for a non-uint8 volume, the 1st-99.8th
 percentiles of the **whole volume** (per-plane percentiles would stretch a
-dim, out-of-focus plane to look like an in-focus one).
+dim, out-of-focus plane to look like an in-focus one); a lazy volume (dask,
+zarr: anything but a numpy array) is never read whole, its percentiles come
+from 16 evenly spaced planes.
 
 These functions move the predictor from plane to plane: afterwards its image
 is the last plane visited, so call ``set_image`` again before more clicks.
@@ -73,8 +75,13 @@ MIN_START_CONTRAST = 10.0  # grey levels (of 255) under which the intensity rule
 RING_GAP = 2  # pixels between a mask and its background ring
 
 
+LIMIT_SAMPLE_PLANES = 16  # planes read from a lazy volume to set its contrast limits
+
+
 def _check_volume(volume, channel_axis) -> np.ndarray:
-    volume = np.asarray(volume)
+    # lazy arrays (dask, zarr, memory maps) stay lazy: only the planes visited are read
+    if not all(hasattr(volume, name) for name in ("shape", "ndim", "dtype", "__getitem__")):
+        volume = np.asarray(volume)
     want = 3 if channel_axis is None else 4
     if volume.ndim != want:
         raise ValueError(
@@ -90,7 +97,13 @@ def _image_kwargs(volume: np.ndarray, image_kwargs: dict[str, Any]) -> dict[str,
     """Fix the contrast limits once for the whole volume (see module notes)."""
     kwargs = dict(image_kwargs)
     if kwargs.get("contrast_limits") is None and volume.dtype != np.uint8:
-        kwargs["contrast_limits"] = robust_limits(volume)
+        if isinstance(volume, np.ndarray) or volume.shape[0] <= LIMIT_SAMPLE_PLANES:
+            kwargs["contrast_limits"] = robust_limits(volume)
+        else:  # a lazy volume: percentiles of evenly spaced planes, not a read of all
+            picks = np.linspace(0, volume.shape[0] - 1, LIMIT_SAMPLE_PLANES).round()
+            kwargs["contrast_limits"] = robust_limits(
+                np.stack([np.asarray(volume[int(i)]) for i in picks])
+            )
     return kwargs
 
 
