@@ -69,3 +69,19 @@ def test_feature_cache_is_bounded_and_keyed_by_content():
     cache.get(ka)
     cache.put("c", 3)  # evicts the least recently used: kb
     assert cache.get(kb) is None and cache.get(ka) == 1 and len(cache) == 2
+
+
+def test_feature_cache_grows_to_fit_a_byte_budget():
+    from collections import namedtuple
+
+    import torch
+
+    Features = namedtuple("Features", "embedding edges")
+    cache = _FeatureCache(max_entries=2)
+    assert cache.grow_to(50, budget_bytes=10**9) == 2  # empty: nothing to measure yet
+    entry = Features(torch.zeros(1, 256, 8, 8), (np.zeros((16, 16), np.float32),))
+    cache.put("a", entry)
+    assert cache.entry_nbytes() == 256 * 64 * 4 + 256 * 4
+    assert cache.grow_to(50, budget_bytes=10 * cache.entry_nbytes()) == 10
+    assert cache.grow_to(50, budget_bytes=10**9) == 50
+    assert cache.grow_to(5, budget_bytes=10**9) == 50  # never shrinks

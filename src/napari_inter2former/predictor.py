@@ -191,6 +191,38 @@ class _FeatureCache:
     def clear(self) -> None:
         self._items.clear()
 
+    def entry_nbytes(self) -> int:
+        """Bytes held by the largest entry (0 while the cache is empty)."""
+        return max((_nbytes(v) for v in self._items.values()), default=0)
+
+    def grow_to(self, n_entries: int, budget_bytes: int) -> int:
+        """Hold up to ``n_entries`` entries while they fit in ``budget_bytes``; never shrinks.
+
+        The entry size is measured on the entries held, so call this after one
+        image was encoded. Returns the new ``max_entries``.
+        """
+        per_entry = self.entry_nbytes()
+        if per_entry > 0:
+            self.max_entries = max(self.max_entries, min(n_entries, budget_bytes // per_entry))
+        return self.max_entries
+
+
+def _nbytes(obj: Any, depth: int = 0) -> int:
+    """Bytes held by tensors/arrays inside ``obj`` (tuples, dicts, dataclasses, namedtuples)."""
+    if depth > 4 or obj is None:
+        return 0
+    if hasattr(obj, "element_size") and hasattr(obj, "numel"):
+        return int(obj.element_size() * obj.numel())
+    if hasattr(obj, "nbytes") and not isinstance(obj, (str, bytes)):
+        return int(obj.nbytes)
+    if isinstance(obj, (list, tuple)):
+        return sum(_nbytes(o, depth + 1) for o in obj)
+    if isinstance(obj, dict):
+        return sum(_nbytes(o, depth + 1) for o in obj.values())
+    if hasattr(obj, "__dict__"):
+        return sum(_nbytes(o, depth + 1) for o in vars(obj).values())
+    return 0
+
 
 def image_key(rgb: np.ndarray, model_id: str) -> str:
     """Cache key from the image content, its shape and the model identity."""

@@ -37,35 +37,15 @@ def default_predictor_factory():
     return Predictor.from_pretrained(num_threads=max(1, (os.cpu_count() or 2) - 1))
 
 
-def _nbytes(obj: Any, depth: int = 0) -> int:
-    """Bytes held by tensors/arrays inside ``obj`` (tuples, dataclasses, namedtuples)."""
-    if depth > 4 or obj is None:
-        return 0
-    if hasattr(obj, "element_size") and hasattr(obj, "numel"):
-        return int(obj.element_size() * obj.numel())
-    if hasattr(obj, "nbytes") and not isinstance(obj, (str, bytes)):
-        return int(obj.nbytes)
-    if isinstance(obj, (list, tuple)):
-        return sum(_nbytes(o, depth + 1) for o in obj)
-    if isinstance(obj, dict):
-        return sum(_nbytes(o, depth + 1) for o in obj.values())
-    if hasattr(obj, "__dict__"):
-        return sum(_nbytes(o, depth + 1) for o in vars(obj).values())
-    return 0
-
-
 def fit_feature_cache(predictor, n_planes: int, budget: int = CACHE_BUDGET_BYTES) -> int | None:
     """Let the predictor's feature cache hold up to ``n_planes`` within ``budget`` bytes.
 
-    Returns the new cache size, or None if the predictor has no cache or no
-    features yet to measure.
+    Returns the new cache size, or None if the predictor has no feature cache.
     """
     cache = getattr(predictor, "cache", None)
-    per_image = _nbytes(getattr(predictor, "_features", None))
-    if cache is None or per_image <= 0:
+    if not hasattr(cache, "grow_to"):
         return None
-    cache.max_entries = max(cache.max_entries, min(n_planes, budget // per_image))
-    return cache.max_entries
+    return cache.grow_to(n_planes, budget)
 
 
 class ModelRunner:
