@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from napari_inter2former.constants import (
+    DEFINITELY_BACKGROUND,
     DEFINITELY_FOREGROUND,
     POSSIBLY_BACKGROUND,
     POSSIBLY_FOREGROUND,
@@ -12,6 +13,7 @@ from napari_inter2former.model.build import build_from_config
 from napari_inter2former.training.step import (
     draw_num_rounds,
     initial_reference,
+    leak_into_neighbours,
     object_token_boxes,
     perturb_mask,
     train_step,
@@ -217,3 +219,41 @@ def test_perturbed_prior_max_change_sets_how_far_it_shrinks():
     # radius <= 0.15 * 80 = 12 px: at least (56/80)^2 = 0.49 of the square is left
     assert smallest_area(0.15) > 0.3
     assert smallest_area(0.4) < 0.3
+
+
+def test_leak_into_neighbours_takes_parts_of_nearby_objects_only():
+    labels = np.zeros((100, 100), np.int32)
+    labels[40:60, 40:60] = 1  # the object
+    labels[40:60, 62:80] = 2  # a neighbour
+    labels[5:10, 5:10] = 3  # far away
+    gt = labels == 1
+    seen = np.zeros(4, bool)
+    for seed in range(30):
+        leak = leak_into_neighbours(gt, labels, np.random.default_rng(seed))
+        assert not (leak & gt).any() and not (leak & (labels == 0)).any()
+        seen[np.unique(labels[leak])] = True
+    assert seen[2] and not seen[3]
+    assert not leak_into_neighbours(gt, np.where(gt, 1, 0), np.random.default_rng(0)).any()
+
+
+def test_leaked_prior_starts_with_a_positive_click_and_a_negative_one_on_the_leak():
+    labels = np.zeros((1, 128, 128), np.int32)
+    labels[0, 40:80, 30:60] = 1
+    labels[0, 40:80, 62:100] = 2
+    gt, valid = labels == 1, np.ones_like(labels, bool)
+    on_neighbour = 0
+    for seed in range(10):
+        ref, prior = initial_reference(
+            gt, valid, np.random.default_rng(seed), prior_mask_prob=1.0,
+            prior_max_change=0.02, others=labels, prior_leak_prob=1.0,
+        )
+        codes = ref[0, 0].numpy()
+        assert prior[0] and (codes[gt[0]] == DEFINITELY_FOREGROUND).any()
+        negative = codes == DEFINITELY_BACKGROUND
+        on_neighbour += bool(negative.any() and (labels[0][negative] == 2).all())
+    assert on_neighbour >= 7
+    ref, _ = initial_reference(  # without labels: a plain prior, one click
+        gt, valid, np.random.default_rng(0), prior_mask_prob=1.0, prior_leak_prob=1.0
+    )
+    codes = ref[0, 0].numpy()
+    assert ((codes == DEFINITELY_FOREGROUND) | (codes == DEFINITELY_BACKGROUND)).sum() <= 81

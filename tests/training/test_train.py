@@ -112,7 +112,7 @@ def test_command_line_run_writes_loadable_weights(micro_name, tmp_path):
 def test_cpu_speed_ups_freeze_the_edge_net(micro_name, tmp_path):
     cfg = _config(
         tmp_path, micro_name, max_steps=3, local_train=True, freeze_edge_net=True,
-        edge_cache_views=1,
+        edge_cache_views=1, prior_mask_prob=0.7, prior_leak_prob=1.0, prior_max_change=0.35,
     )  # fmt: skip
     trainer = Trainer(cfg)
     before = {k: v.clone() for k, v in trainer.model.edge_net.state_dict().items()}

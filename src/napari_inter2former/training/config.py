@@ -58,6 +58,9 @@ class TrainConfig:
     prior_max_change: float = (
         0.15  # largest grow/shrink of the prior, as a fraction of the object's side
     )
+    prior_leak_prob: float = (
+        0.0  # of the priors, this share also covers parts of neighbouring objects
+    )
     min_object_area: int = (
         64  # objects smaller than this (px at network size) are skipped
     )

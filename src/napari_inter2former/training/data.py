@@ -337,6 +337,10 @@ class FeaturePool:
             valid[b, :, :rows, :cols] = True
         return image, emb, gt, valid
 
+    def instance_labels(self, picks: Sequence[tuple[int, int]], device) -> torch.Tensor:
+        """Instance labels (B,1,T,T) of the picked views (every object, not just the picked one)."""
+        return torch.stack([self.labels[i] for i, _ in picks])[:, None].to(device)
+
     def state(self) -> dict:
         return {
             k: getattr(self, k)

@@ -41,6 +41,7 @@ __all__ = [
     "add_error_clicks",
     "draw_num_rounds",
     "initial_reference",
+    "leak_into_neighbours",
     "object_token_boxes",
     "perturb_mask",
     "train_step",
@@ -108,6 +109,54 @@ def perturb_mask(
     return full
 
 
+def leak_into_neighbours(
+    gt: np.ndarray, others: np.ndarray, rng: np.random.Generator, max_objects: int = 3
+) -> np.ndarray:
+    """Parts of up to ``max_objects`` objects near ``gt``: where a mask leaks in dense nuclei.
+
+    Parameters
+    ----------
+    gt : ndarray of bool, shape (M, N)
+        The object.
+    others : ndarray of int, shape (M, N)
+        Instance labels of the view (0: background; the pixels of ``gt`` are ignored).
+    rng : numpy Generator
+    max_objects : int
+
+    Returns
+    -------
+    ndarray of bool, shape (M, N)
+        Each picked neighbour (an object within half the object's size of its box) whole,
+        or the part of it inside a disc around one of its pixels; empty when there is none.
+    """
+    out = np.zeros_like(gt)
+    rows, cols = np.nonzero(gt)
+    if rows.size == 0:
+        return out
+    r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    size = max(r1 - r0, c1 - c0)
+    margin = int(0.5 * size) + 4
+    R0, C0 = max(r0 - margin, 0), max(c0 - margin, 0)
+    R1, C1 = min(r1 + margin, gt.shape[0]), min(c1 + margin, gt.shape[1])
+    window = np.where(gt[R0:R1, C0:C1], 0, others[R0:R1, C0:C1])
+    ids = np.unique(window)
+    ids = ids[ids > 0]
+    if ids.size == 0:
+        return out
+    picked = rng.permutation(ids)[: rng.integers(1, min(max_objects, ids.size) + 1)]
+    crop = out[R0:R1, C0:C1]
+    for obj in picked:
+        member = window == obj
+        if rng.random() < 0.5:
+            crop |= member
+            continue
+        pr, pc = np.argwhere(member)[rng.integers(member.sum())]
+        rad = max(3.0, rng.uniform(0.2, 0.6) * size)
+        yy, xx = np.ogrid[: crop.shape[0], : crop.shape[1]]
+        crop |= member & ((yy - pr) ** 2 + (xx - pc) ** 2 <= rad**2)
+    return out
+
+
 def initial_reference(
     gt: np.ndarray,
     valid: np.ndarray,
@@ -117,12 +166,20 @@ def initial_reference(
     first_click_deepest: float = 0.5,
     click_k: float = 1.7,
     prior_max_change: float = 0.15,
+    others: np.ndarray | None = None,
+    prior_leak_prob: float = 0.0,
 ) -> tuple[torch.Tensor, np.ndarray]:
     """Starting reference maps and clicked-pixel records for a batch.
 
     Parameters
     ----------
     gt, valid : ndarray of bool, shape (B, T, T)
+    others : ndarray of int, shape (B, T, T), optional
+        Instance labels of each view (the object's own pixels are ignored). With probability
+        ``prior_leak_prob`` a prior also covers parts of neighbouring objects
+        (:func:`leak_into_neighbours`) and starts with a positive click on the
+        object, as after a first click that leaked; the correcting click then
+        usually is a negative one on a neighbour.
 
     Returns
     -------
@@ -135,8 +192,18 @@ def initial_reference(
     prior = np.zeros(b, bool)
     for i in range(b):
         if rng.random() < prior_mask_prob:
-            mask = perturb_mask(gt[i], rng, prior_max_change) & valid[i]
+            mask = perturb_mask(gt[i], rng, prior_max_change)
+            leak = (
+                others is not None and prior_leak_prob > 0 and rng.random() < prior_leak_prob
+            )
+            if leak:
+                mask |= leak_into_neighbours(gt[i], others[i], rng)
+            mask &= valid[i]
             ref[i : i + 1] = reference_from_mask(torch.from_numpy(mask)[None, None])
+            if leak:
+                start = first_click(gt[i], rng, deepest_prob=first_click_deepest, k=click_k)
+                if start is not None:
+                    paint_clicks(ref, [start], CLICK_RADIUS, batch_index=i)
             click = random_error_click(gt[i], mask, rng, k=click_k, valid=valid[i])
             prior[i] = True
         else:
@@ -189,6 +256,8 @@ def train_step(
     first_click_deepest: float = 0.5,
     prior_mask_prob: float = 0.2,
     prior_max_change: float = 0.15,
+    prior_leak_prob: float = 0.0,
+    others: torch.Tensor | None = None,
     coarse_loss_weight: float = 1.0,
     vq_loss_weight: float = 1.0,
     grad_clip: float | None = 1.0,
@@ -211,6 +280,9 @@ def train_step(
     gt, valid : Tensor of shape (B, 1, T, T), bool
         The object, and the image part of the grid.
     rng : numpy Generator
+    others : Tensor of shape (B, 1, T, T), integer, optional
+        Instance labels of each view, for ``prior_leak_prob``
+        (see :func:`initial_reference`).
     num_rounds : int, optional
         Force the number of no-grad rounds (default: drawn).
     edges : tuple of 4 Tensors, optional
@@ -262,6 +334,8 @@ def train_step(
             first_click_deepest=first_click_deepest,
             prior_mask_prob=prior_mask_prob,
             prior_max_change=prior_max_change,
+            prior_leak_prob=prior_leak_prob,
+            others=None if others is None else others[part],
             coarse_loss_weight=coarse_loss_weight,
             vq_loss_weight=vq_loss_weight,
             amp=amp,
@@ -301,6 +375,8 @@ def _simulate_and_backward(
     first_click_deepest: float,
     prior_mask_prob: float,
     prior_max_change: float,
+    prior_leak_prob: float,
+    others,
     coarse_loss_weight: float,
     vq_loss_weight: float,
     amp: bool,
@@ -318,6 +394,8 @@ def _simulate_and_backward(
         first_click_deepest=first_click_deepest,
         click_k=click_k,
         prior_max_change=prior_max_change,
+        others=None if others is None else others[:, 0].cpu().numpy(),
+        prior_leak_prob=prior_leak_prob,
     )
     ref = ref.to(device)
     n = (

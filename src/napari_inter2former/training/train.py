@@ -540,7 +540,7 @@ class Trainer:
                 per_image.append(maps)
         return tuple(torch.cat(level).float() for level in zip(*per_image))
 
-    def _step(self, image, emb, gt, valid, rng, edges=None) -> dict[str, float]:
+    def _step(self, image, emb, gt, valid, rng, edges=None, others=None) -> dict[str, float]:
         from .step import train_step
 
         c = self.cfg
@@ -558,6 +558,8 @@ class Trainer:
             first_click_deepest=c.first_click_deepest,
             prior_mask_prob=c.prior_mask_prob,
             prior_max_change=c.prior_max_change,
+            prior_leak_prob=c.prior_leak_prob,
+            others=others,
             coarse_loss_weight=c.coarse_loss_weight,
             vq_loss_weight=c.vq_loss_weight,
             grad_clip=c.grad_clip,
@@ -620,9 +622,12 @@ class Trainer:
             rng = np.random.default_rng([c.seed, self.step])
             picks = self.train_pool.sample(rng, c.batch_size)
             image, emb, gt, valid = self.train_pool.batch(picks, self.device)
+            others = (
+                self.train_pool.instance_labels(picks, "cpu") if c.prior_leak_prob > 0 else None
+            )
             try:
                 stats = self._step(
-                    image, emb, gt, valid, rng, self.frozen_edges(picks, image)
+                    image, emb, gt, valid, rng, self.frozen_edges(picks, image), others
                 )
             except (RuntimeError, torch.cuda.OutOfMemoryError) as err:
                 if self.step != first_step or self.device.type != "cuda":
@@ -639,8 +644,10 @@ class Trainer:
                 rng = np.random.default_rng([c.seed, self.step])
                 picks = self.train_pool.sample(rng, c.batch_size)
                 image, emb, gt, valid = self.train_pool.batch(picks, self.device)
+                if others is not None:
+                    others = self.train_pool.instance_labels(picks, "cpu")
                 stats = self._step(
-                    image, emb, gt, valid, rng, self.frozen_edges(picks, image)
+                    image, emb, gt, valid, rng, self.frozen_edges(picks, image), others
                 )
             self.step += 1
             bar.update(1)
