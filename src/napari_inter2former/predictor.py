@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from .constants import CLICK_RADIUS, OUTSIDE_LOGIT
 from .transforms import InputGeometry, to_rgb_uint8
 
-__all__ = ["Click", "BasePredictor", "Predictor", "ZoomIn"]
+__all__ = ["Click", "BasePredictor", "Predictor", "ZoomIn", "keep_regions_at"]
 
 
 @dataclass(frozen=True)
@@ -292,6 +293,51 @@ class ZoomIn:
         return top, min(top + side, shape[0]), left, min(left + side, shape[1])
 
 
+def keep_regions_at(logits, seeds: list[tuple[int, int]], radius: int = CLICK_RADIUS):
+    """Logits with every foreground region that holds no seed set to OUTSIDE_LOGIT.
+
+    Parameters
+    ----------
+    logits : Tensor of shape (1, 1, T, T)
+    seeds : list of (row, col)
+        Positive clicks on the grid; a region (8-connected, ``logits > 0``) is kept
+        when it reaches within ``radius`` (the click disc) of one of them.
+
+    Returns
+    -------
+    Tensor of shape (1, 1, T, T)
+        ``logits`` itself when there is no seed, when no region is reached (the
+        decoder missed every click: nothing to choose by), or when nothing is dropped.
+    """
+    import torch
+    from scipy import ndimage as ndi
+
+    if not seeds:
+        return logits
+    fg = (logits[0, 0] > 0).cpu().numpy()
+    rows, cols = np.flatnonzero(fg.any(1)), np.flatnonzero(fg.any(0))
+    if rows.size == 0:
+        return logits
+    r0, c0 = rows[0], cols[0]
+    regions, n = ndi.label(fg[r0 : rows[-1] + 1, c0 : cols[-1] + 1], structure=np.ones((3, 3)))
+    if n <= 1:
+        return logits
+    keep = set()
+    for row, col in seeds:
+        r, c = row - r0, col - c0
+        window = regions[
+            max(r - radius, 0) : max(r + radius + 1, 0), max(c - radius, 0) : max(c + radius + 1, 0)
+        ]
+        keep.update(np.unique(window[window > 0]).tolist())
+    if not keep or len(keep) == n:
+        return logits
+    drop = np.zeros_like(fg)
+    drop[r0 : rows[-1] + 1, c0 : cols[-1] + 1] = (regions > 0) & ~np.isin(regions, list(keep))
+    out = logits.clone()
+    out[0, 0][torch.from_numpy(drop).to(out.device)] = OUTSIDE_LOGIT
+    return out
+
+
 def _inside(box: tuple[int, int, int, int], row: float, col: float) -> bool:
     top, bottom, left, right = box
     return top <= row < bottom and left <= col < right
@@ -311,6 +357,13 @@ class Predictor(BasePredictor):
     zoom_in : ZoomIn or None
         Zoom-in on small objects (see :class:`ZoomIn`); ``None`` (default) always
         works on the whole image.
+    keep_clicked_regions : bool
+        Keep only the predicted regions (8-connected) that hold a positive click of
+        the object, once it has one; the regions dropped are background for the
+        next click too. An object is one region unless the user clicks another
+        part: this removes the neighbouring nuclei a mask leaks into, which the
+        decoder does not reliably take away on a negative click
+        (``docs/evaluation.md``). Default True.
     """
 
     def __init__(
@@ -320,6 +373,7 @@ class Predictor(BasePredictor):
         cache_size: int = 8,
         num_threads: int | None = None,
         zoom_in: ZoomIn | None = None,
+        keep_clicked_regions: bool = True,
     ) -> None:
         super().__init__()
         import torch
@@ -327,6 +381,7 @@ class Predictor(BasePredictor):
         if num_threads is not None:
             torch.set_num_threads(max(1, int(num_threads)))
         self.model = model.eval()
+        self.keep_clicked_regions = bool(keep_clicked_regions)
         self.cache = _FeatureCache(cache_size)
         self.zoom_in = zoom_in
         self._rgb: np.ndarray | None = None
@@ -401,17 +456,23 @@ class Predictor(BasePredictor):
         self._use_view(box)
         self._start_ref()
 
-    def _decode_click(self, click: Click) -> np.ndarray:
-        """Paint one click into the current view, decode; the view's mask."""
+    def _decode_click(self, click: Click, clicks: list[Click] | None = None) -> np.ndarray:
+        """Paint one click into the current view, decode; the view's mask.
+
+        ``clicks``: the object's clicks up to this one (default: all of them).
+        """
         import torch
 
         from .reference_map import paint_clicks, update_by_prediction
 
-        top, left = (0, 0) if self._box is None else (self._box[0], self._box[2])
-        row, col = self._geometry.to_grid(click.row - top, click.col - left)
+        row, col = self._to_view_grid(click)
         ref = paint_clicks(self._ref.clone(), [(row, col, click.positive)])
         with torch.inference_mode():
             logits = self.model.decode(self._features, ref)
+        if self.keep_clicked_regions:
+            clicks = self._clicks if clicks is None else clicks
+            seeds = [self._to_view_grid(c) for c in clicks if c.positive and self._in_view(c)]
+            logits = keep_regions_at(logits, seeds)
         self._ref = update_by_prediction(ref, logits > 0)
         self.last_logits = logits
         return self._logits_to_mask(logits)
@@ -421,9 +482,9 @@ class Predictor(BasePredictor):
         self._use_view(box)
         self._start_ref()
         mask = None
-        for click in self._clicks:
-            if box is None or _inside(box, click.row, click.col):
-                mask = self._decode_click(click)
+        for i, click in enumerate(self._clicks):
+            if self._in_view(click):
+                mask = self._decode_click(click, self._clicks[: i + 1])
         return self._paste(mask)
 
     def _predict(self, click: Click) -> np.ndarray:
@@ -468,6 +529,14 @@ class Predictor(BasePredictor):
         self._ref = ref
 
     # ----- crop helpers -----
+    def _in_view(self, click: Click) -> bool:
+        return self._box is None or _inside(self._box, click.row, click.col)
+
+    def _to_view_grid(self, click: Click) -> tuple[int, int]:
+        top, left = (0, 0) if self._box is None else (self._box[0], self._box[2])
+        row, col = self._geometry.to_grid(click.row - top, click.col - left)
+        return int(row), int(col)
+
     def _crop(self, mask: np.ndarray) -> np.ndarray:
         if self._box is None:
             return mask

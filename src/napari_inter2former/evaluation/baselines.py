@@ -19,7 +19,9 @@ from ..predictor import BasePredictor, Click
 
 __all__ = ["RandomWalkerPredictor", "load_predictor", "MODEL_NAMES"]
 
-MODEL_NAMES = ("default", "default-zoom", "mobilesam", "random-walker", "fake")
+MODEL_NAMES = (
+    "default", "default-zoom", "default-all-regions", "mobilesam", "random-walker", "fake"
+)
 
 
 class RandomWalkerPredictor(BasePredictor):
@@ -105,7 +107,8 @@ def load_predictor(spec: str, *, threads: int | None = 2) -> BasePredictor:
     ----------
     spec : str
         ``default`` (the packaged Inter2Former weights), ``default-zoom`` (the same
-        with :class:`~napari_inter2former.predictor.ZoomIn`), ``mobilesam``,
+        with :class:`~napari_inter2former.predictor.ZoomIn`), ``default-all-regions``
+        (the same keeping every predicted region: ``keep_clicked_regions=False``), ``mobilesam``,
         ``random-walker``, ``fake`` (:class:`~napari_inter2former.testing.FakePredictor`),
         or the path of an Inter2Former decoder weight file.
     threads : int, optional
@@ -127,11 +130,14 @@ def load_predictor(spec: str, *, threads: int | None = 2) -> BasePredictor:
         from .mobilesam import MobileSAMPredictor
 
         return MobileSAMPredictor.from_pretrained()
-    if spec in ("default", "default-zoom"):
+    if spec in ("default", "default-zoom", "default-all-regions"):
         from ..predictor import Predictor, ZoomIn
 
-        zoom = ZoomIn() if spec == "default-zoom" else None
-        return Predictor.from_pretrained(num_threads=threads, zoom_in=zoom)
+        return Predictor.from_pretrained(
+            num_threads=threads,
+            zoom_in=ZoomIn() if spec == "default-zoom" else None,
+            keep_clicked_regions=spec != "default-all-regions",
+        )
     path = Path(spec)
     if not path.is_file():
         raise ValueError(
