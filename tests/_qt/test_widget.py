@@ -337,16 +337,17 @@ def test_precompute_encodes_every_plane(make_widget, qtbot):
     assert predictor.encode_calls == 6
 
 
-def test_zoom_checkbox_reaches_the_predictor_at_the_next_click(make_widget, qtbot):
+def test_zoom_and_regions_checkboxes_reach_the_predictor_at_the_next_click(make_widget, qtbot):
     from napari_inter2former.predictor import ZoomIn
     from napari_inter2former.testing import FakePredictor
 
     class ZoomRecorder(FakePredictor):
         zoom_in = None
+        keep_clicked_regions = True
         seen: list = []
 
         def _predict(self, click):
-            self.seen.append(self.zoom_in)
+            self.seen.append((self.zoom_in, self.keep_clicked_regions))
             return super()._predict(click)
 
     predictor = ZoomRecorder()
@@ -359,6 +360,7 @@ def test_zoom_checkbox_reaches_the_predictor_at_the_next_click(make_widget, qtbo
     widget.add_click_world([31, 21])
     wait_idle(qtbot, widget)
     widget.zoom_check.setChecked(False)
+    widget.regions_check.setChecked(False)
     widget.add_click_world([32, 22])
     wait_idle(qtbot, widget)
-    assert predictor.seen == [None, ZoomIn(), None]
+    assert predictor.seen == [(None, True), (ZoomIn(), True), (None, False)]

@@ -130,6 +130,13 @@ class Inter2FormerWidget(QWidget):
             "(one more encoder run per object)"
         )
         self.zoom_check.toggled.connect(self._on_zoom_toggled)
+        self.regions_check = QCheckBox("Keep only clicked regions")
+        self.regions_check.setToolTip(
+            "Drop predicted regions that hold no positive click (e.g. neighbouring "
+            "nuclei the mask leaked into); click a part to keep it"
+        )
+        self.regions_check.setChecked(True)
+        self.regions_check.toggled.connect(self._on_regions_toggled)
         self.iou_spin = QDoubleSpinBox()
         self.iou_spin.setRange(0.0, 1.0)
         self.iou_spin.setSingleStep(0.05)
@@ -142,6 +149,7 @@ class Inter2FormerWidget(QWidget):
         form.addRow("Labels", self.labels_combo)
         form.addRow("", self.overwrite_check)
         form.addRow("", self.zoom_check)
+        form.addRow("", self.regions_check)
         form.addRow("Stop IoU", self.iou_spin)
 
         def button(text, key, slot):
@@ -541,7 +549,10 @@ class Inter2FormerWidget(QWidget):
     def _on_zoom_toggled(self, checked: bool) -> None:
         from ..predictor import ZoomIn
 
-        self.runner.zoom_in = ZoomIn() if checked else None
+        self.runner.predictor_settings["zoom_in"] = ZoomIn() if checked else None
+
+    def _on_regions_toggled(self, checked: bool) -> None:
+        self.runner.predictor_settings["keep_clicked_regions"] = bool(checked)
 
     def toggle_polarity(self) -> None:
         """Switch the class of the next click between positive and negative."""

@@ -68,7 +68,9 @@ class ModelRunner:
         self._factory = predictor_factory or default_predictor_factory
         self.on_idle = on_idle
         self.predictor = None
-        self.zoom_in = None  # ZoomIn settings handed to the predictor at each job
+        # predictor attributes (zoom_in, keep_clicked_regions) set from the widget's
+        # check boxes; handed to the predictor at each job, in the worker that owns it
+        self.predictor_settings: dict[str, Any] = {}
         self.worker = None
         self.kind: str | None = None
         self._token = 0
@@ -80,8 +82,9 @@ class ModelRunner:
     def _ensure_predictor(self):
         if self.predictor is None:
             self.predictor = self._factory()
-        if hasattr(self.predictor, "zoom_in"):  # set here, in the worker that owns it
-            self.predictor.zoom_in = self.zoom_in
+        for name, value in self.predictor_settings.items():
+            if hasattr(self.predictor, name):
+                setattr(self.predictor, name, value)
         return self.predictor
 
     def _start(self, worker, kind, on_done, on_error, on_finished) -> int:
