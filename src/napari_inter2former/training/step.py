@@ -56,6 +56,19 @@ def draw_num_rounds(rng: np.random.Generator, max_rounds: int, gamma: float) -> 
     return int(rng.choice(max_rounds + 1, p=p / p.sum()))
 
 
+def _object_window(gt: np.ndarray):
+    """(longer side of the object's box, that box grown by half of it + 4 px and clipped), or None."""
+    rows, cols = np.nonzero(gt)
+    if rows.size == 0:
+        return None
+    r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    size = max(r1 - r0, c1 - c0)
+    margin = int(0.5 * size) + 4
+    box = (max(r0 - margin, 0), min(r1 + margin, gt.shape[0]),
+           max(c0 - margin, 0), min(c1 + margin, gt.shape[1]))  # fmt: skip
+    return size, box
+
+
 def perturb_mask(
     gt: np.ndarray, rng: np.random.Generator, max_change: float = 0.15
 ) -> np.ndarray:
@@ -76,14 +89,10 @@ def perturb_mask(
     """
     from scipy import ndimage as ndi
 
-    rows, cols = np.nonzero(gt)
-    if rows.size == 0:
+    found = _object_window(gt)
+    if found is None:
         return gt.copy()
-    r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
-    size = max(r1 - r0, c1 - c0)
-    margin = int(0.5 * size) + 4
-    R0, C0 = max(r0 - margin, 0), max(c0 - margin, 0)
-    R1, C1 = min(r1 + margin, gt.shape[0]), min(c1 + margin, gt.shape[1])
+    size, (R0, R1, C0, C1) = found
     crop = gt[R0:R1, C0:C1]
     out = crop.copy()
     radius = max(1, int(round(rng.uniform(0.02, max(max_change, 0.02)) * size)))
@@ -130,14 +139,10 @@ def leak_into_neighbours(
         or the part of it inside a disc around one of its pixels; empty when there is none.
     """
     out = np.zeros_like(gt)
-    rows, cols = np.nonzero(gt)
-    if rows.size == 0:
+    found = _object_window(gt)
+    if found is None:
         return out
-    r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
-    size = max(r1 - r0, c1 - c0)
-    margin = int(0.5 * size) + 4
-    R0, C0 = max(r0 - margin, 0), max(c0 - margin, 0)
-    R1, C1 = min(r1 + margin, gt.shape[0]), min(c1 + margin, gt.shape[1])
+    size, (R0, R1, C0, C1) = found
     window = np.where(gt[R0:R1, C0:C1], 0, others[R0:R1, C0:C1])
     ids = np.unique(window)
     ids = ids[ids > 0]
