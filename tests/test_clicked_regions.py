@@ -1,4 +1,7 @@
-"""Predictor(keep_clicked_regions=True): only predicted regions that hold a positive click stay.
+"""Predictor post-processing of the decoder's logits.
+
+``keep_clicked_regions``: only predicted regions that hold a positive click stay.
+``cut_at_negative_clicks``: a negative click inside the mask removes its part of the mask.
 
 A stub model stands in for the network: its "logits" are positive on positive click discs
 and on possibly-foreground pixels (the prior mask, then the previous prediction).
@@ -8,11 +11,17 @@ import numpy as np
 import torch
 
 from napari_inter2former.constants import (
+    DEFINITELY_BACKGROUND,
     DEFINITELY_FOREGROUND,
     OUTSIDE_LOGIT,
     POSSIBLY_FOREGROUND,
 )
-from napari_inter2former.predictor import Predictor, keep_regions_at
+from napari_inter2former.predictor import (
+    Predictor,
+    cut_at_negative_clicks,
+    edge_landscape,
+    keep_regions_at,
+)
 
 
 class StubModel(torch.nn.Module):
@@ -20,12 +29,12 @@ class StubModel(torch.nn.Module):
     model_id = "stub"
 
     def preprocess(self, rgb):
-        return rgb
+        return torch.from_numpy(rgb).permute(2, 0, 1)[None].float()
 
     def encode(self, rgb):
         return rgb.shape[:2]
 
-    def decode(self, features, ref):
+    def decode(self, features, ref, boundary_rule=None):
         fg = (ref == DEFINITELY_FOREGROUND) | (ref == POSSIBLY_FOREGROUND)
         return torch.where(fg, 10.0, -10.0)
 
@@ -79,3 +88,67 @@ def test_keep_regions_at_reaches_a_region_within_the_click_disc():
     # no region reached: nothing to choose by, logits unchanged
     assert keep_regions_at(logits, [(30, 30)], radius=3) is logits
     assert keep_regions_at(logits, [], radius=3) is logits
+
+
+def two_touching_nuclei():
+    """A dim and a bright square sharing a border, the second one textured."""
+    image = np.zeros((128, 128), np.uint8)
+    image[30:70, 20:60] = 90
+    image[30:70, 60:100] = 200
+    image[30:70:4, 60:100] += 40  # stripes: edges inside the bright square
+    both = np.zeros((128, 128), bool)
+    both[30:70, 20:100] = True
+    return image, both
+
+
+def test_cut_drops_the_part_a_negative_click_floods():
+    image, both = two_touching_nuclei()
+    landscape = edge_landscape(image, sigma=1.0)
+    logits = torch.where(torch.from_numpy(both), 5.0, -5.0)[None, None]
+    cut = cut_at_negative_clicks(logits, [(50, 40)], [(50, 80)], landscape)[0, 0].numpy()
+    assert (cut[32:68, 22:58] > 0).all()  # the clicked dim square stays
+    assert (cut[30:70, 62:100] == OUTSIDE_LOGIT).all()  # the textured bright one goes whole
+    # the other way round: the bright square stays although its stripes are edges
+    cut = cut_at_negative_clicks(logits, [(50, 80)], [(50, 40)], landscape)[0, 0].numpy()
+    assert (cut[30:70, 62:100] > 0).all() and (cut[30:70, 20:58] == OUTSIDE_LOGIT).all()
+
+
+def test_no_cut_unless_both_signs_are_inside_the_mask():
+    image, both = two_touching_nuclei()
+    logits = torch.where(torch.from_numpy(both), 5.0, -5.0)[None, None]
+
+    def landscape():
+        raise AssertionError("the landscape is computed only for a cut")
+
+    assert cut_at_negative_clicks(logits, [(50, 40)], [(10, 10)], landscape) is logits
+    assert cut_at_negative_clicks(logits, [(10, 10)], [(50, 80)], landscape) is logits
+    assert cut_at_negative_clicks(logits, [], [(50, 80)], landscape) is logits
+
+
+class NegativeBlindModel(StubModel):
+    """Like the shipped decoder on a leak: the negative disc stays foreground."""
+
+    def decode(self, features, ref, boundary_rule=None):
+        fg = (ref == DEFINITELY_FOREGROUND) | (ref == POSSIBLY_FOREGROUND)
+        return torch.where(fg | (ref == DEFINITELY_BACKGROUND), 10.0, -10.0)
+
+
+def test_a_negative_click_on_a_leak_removes_the_neighbour_and_undo_restores_it():
+    image, both = two_touching_nuclei()
+    for cut in (True, False):
+        predictor = Predictor(NegativeBlindModel(), cut_at_negative_clicks=cut)
+        predictor.set_image(image)
+        predictor.set_prior_mask(both)
+        predictor.add_click(50, 40)
+        mask = predictor.add_click(50, 80, positive=False)
+        assert mask[32:68, 22:58].all()
+        assert mask[30:70, 62:100].any() != cut
+    predictor = Predictor(NegativeBlindModel())
+    predictor.set_image(image)
+    predictor.set_prior_mask(both)
+    predictor.add_click(50, 40)
+    predictor.add_click(50, 80, positive=False)
+    # the cut part is background in the reference map: it stays away on the next click
+    assert not predictor.add_click(52, 40)[30:70, 62:100].any()
+    assert not predictor.undo_click()[30:70, 62:100].any()
+    assert predictor.undo_click()[30:70, 62:100].all()

@@ -21,7 +21,17 @@ import numpy as np
 from .constants import CLICK_RADIUS, OUTSIDE_LOGIT
 from .transforms import InputGeometry, to_rgb_uint8
 
-__all__ = ["Click", "BasePredictor", "Predictor", "ZoomIn", "keep_regions_at"]
+EDGE_SIGMA = 1.0  # image pixels: blur of the edge map the negative-click cut follows
+
+__all__ = [
+    "Click",
+    "BasePredictor",
+    "Predictor",
+    "ZoomIn",
+    "cut_at_negative_clicks",
+    "edge_landscape",
+    "keep_regions_at",
+]
 
 
 @dataclass(frozen=True)
@@ -338,6 +348,87 @@ def keep_regions_at(logits, seeds: list[tuple[int, int]], radius: int = CLICK_RA
     return out
 
 
+def cut_at_negative_clicks(
+    logits,
+    positive: list[tuple[int, int]],
+    negative: list[tuple[int, int]],
+    landscape,
+    compactness: float = 0.003,
+):
+    """Logits with the foreground parts that fall to a negative click set to OUTSIDE_LOGIT.
+
+    The foreground (``logits > 0``) is split by a marker watershed on ``landscape``
+    (an edge map: high on object borders), flooded from the clicks that lie in
+    it; what the negative clicks flood is dropped. A negative click that the
+    decoder left inside the mask thus removes the part of the mask it belongs to -
+    the neighbouring nucleus a mask leaked into, up to the edge between the two.
+
+    Parameters
+    ----------
+    logits : Tensor of shape (1, 1, T, T)
+    positive, negative : list of (row, col)
+        The object's clicks on the grid.
+    landscape : ndarray of shape (T, T), or a callable returning one
+        Edge strength on the grid (see :func:`edge_landscape`); a callable is
+        called only when a cut is made.
+    compactness : float
+        Of the compact watershed (:func:`skimage.segmentation.watershed`), with the
+        landscape scaled to 1 at its 99th percentile in the foreground: a strong edge
+        weighs as much as ``1 / compactness`` grid pixels of distance. A plain
+        watershed (0) lets a click on a textured nucleus keep only its own speckle;
+        chosen on generated nuclei (``docs/evaluation.md``).
+
+    Returns
+    -------
+    Tensor of shape (1, 1, T, T)
+        ``logits`` itself unless a negative and a positive click both lie in the
+        foreground.
+    """
+    import torch
+    from skimage.segmentation import watershed
+
+    fg = (logits[0, 0] > 0).cpu().numpy()
+    neg = [(r, c) for r, c in negative if fg[r, c]]
+    pos = [(r, c) for r, c in positive if fg[r, c]]
+    if not neg or not pos:
+        return logits
+    if callable(landscape):
+        landscape = landscape()
+    rows, cols = np.flatnonzero(fg.any(1)), np.flatnonzero(fg.any(0))
+    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    markers = np.zeros((r1 - r0, c1 - c0), dtype=np.int32)
+    for (r, c), label in [(p, 1) for p in pos] + [(n, 2) for n in neg]:
+        markers[r - r0, c - c0] = label
+    inside = fg[r0:r1, c0:c1]
+    crop = landscape[r0:r1, c0:c1]
+    scale = np.percentile(crop[inside], 99) or 1.0
+    flooded = watershed(crop / scale, markers, mask=inside, compactness=compactness)
+    drop = np.zeros_like(fg)
+    drop[r0:r1, c0:c1] = flooded == 2
+    out = logits.clone()
+    out[0, 0][torch.from_numpy(drop).to(out.device)] = OUTSIDE_LOGIT
+    return out
+
+
+def edge_landscape(image: np.ndarray, sigma: float) -> np.ndarray:
+    """Gradient magnitude of the grey image after a Gaussian blur of ``sigma`` pixels.
+
+    Parameters
+    ----------
+    image : ndarray of shape (M, N) or (M, N, C)
+
+    Returns
+    -------
+    ndarray of shape (M, N), float32
+    """
+    from scipy import ndimage as ndi
+
+    grey = np.asarray(image, dtype=np.float32)
+    if grey.ndim == 3:
+        grey = grey.mean(-1)
+    return ndi.gaussian_gradient_magnitude(grey, sigma).astype(np.float32)
+
+
 def _inside(box: tuple[int, int, int, int], row: float, col: float) -> bool:
     top, bottom, left, right = box
     return top <= row < bottom and left <= col < right
@@ -364,6 +455,17 @@ class Predictor(BasePredictor):
         part: this removes the neighbouring nuclei a mask leaks into, which the
         decoder does not reliably take away on a negative click
         (``docs/evaluation.md``). Default True.
+    cut_at_negative_clicks : bool
+        A negative click that the decoder left inside the mask removes the part of
+        the mask it floods in a compact watershed on the image's edges against the
+        positive clicks (:func:`cut_at_negative_clicks`), e.g. the whole
+        neighbouring nucleus a mask leaked into. Default True.
+    boundary_rule : {'all', 'box', 'boundary'} or None
+        Which decoder tokens get full attention and routed experts
+        (:func:`napari_inter2former.model.hybrid_attention.boundary_tokens`); None:
+        the model's own ``boundary_rule``. Default ``'all'``: with the shipped
+        decoder the BSQ shortcut of the other rules keeps a mask from growing on
+        later clicks (``docs/evaluation.md``).
     """
 
     def __init__(
@@ -374,6 +476,8 @@ class Predictor(BasePredictor):
         num_threads: int | None = None,
         zoom_in: ZoomIn | None = None,
         keep_clicked_regions: bool = True,
+        cut_at_negative_clicks: bool = True,
+        boundary_rule: str | None = "all",
     ) -> None:
         super().__init__()
         import torch
@@ -382,6 +486,9 @@ class Predictor(BasePredictor):
             torch.set_num_threads(max(1, int(num_threads)))
         self.model = model.eval()
         self.keep_clicked_regions = bool(keep_clicked_regions)
+        self.cut_at_negative_clicks = bool(cut_at_negative_clicks)
+        self.boundary_rule = boundary_rule
+        self._landscape = None
         self.cache = _FeatureCache(cache_size)
         self.zoom_in = zoom_in
         self._rgb: np.ndarray | None = None
@@ -434,6 +541,19 @@ class Predictor(BasePredictor):
             self._features = self._encode_rgb(np.ascontiguousarray(self._rgb[top:bottom, left:right]))
             rows, cols = bottom - top, right - left
         self._geometry = InputGeometry(rows, cols, size=self.model.image_size)
+        self._landscape = None
+
+    def _edge_landscape(self) -> np.ndarray:
+        """Edge strength of the current view on the network grid (computed once per view)."""
+        if self._landscape is None:
+            import torch
+
+            rgb = self._rgb if self._box is None else self._crop(self._rgb)
+            with torch.inference_mode():
+                grid = self.model.preprocess(np.ascontiguousarray(rgb))[0].float().cpu().numpy()
+            sigma = max(1.0, EDGE_SIGMA * self._geometry.scale)
+            self._landscape = edge_landscape(grid.transpose(1, 2, 0), sigma)
+        return self._landscape
 
     def _start_ref(self) -> None:
         """The reference map of a fresh object in the current view (from the prior, if any)."""
@@ -468,10 +588,14 @@ class Predictor(BasePredictor):
         row, col = self._to_view_grid(click)
         ref = paint_clicks(self._ref.clone(), [(row, col, click.positive)])
         with torch.inference_mode():
-            logits = self.model.decode(self._features, ref)
+            logits = self.model.decode(self._features, ref, boundary_rule=self.boundary_rule)
+        clicks = self._clicks if clicks is None else clicks
+        seeds = [self._to_view_grid(c) for c in clicks if c.positive and self._in_view(c)]
+        if self.cut_at_negative_clicks:
+            negative = [self._to_view_grid(c) for c in clicks if not c.positive and self._in_view(c)]
+            if negative:
+                logits = cut_at_negative_clicks(logits, seeds, negative, self._edge_landscape)
         if self.keep_clicked_regions:
-            clicks = self._clicks if clicks is None else clicks
-            seeds = [self._to_view_grid(c) for c in clicks if c.positive and self._in_view(c)]
             logits = keep_regions_at(logits, seeds)
         self._ref = update_by_prediction(ref, logits > 0)
         self.last_logits = logits

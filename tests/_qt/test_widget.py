@@ -337,17 +337,18 @@ def test_precompute_encodes_every_plane(make_widget, qtbot):
     assert predictor.encode_calls == 6
 
 
-def test_zoom_and_regions_checkboxes_reach_the_predictor_at_the_next_click(make_widget, qtbot):
+def test_zoom_regions_and_cut_checkboxes_reach_the_predictor_at_the_next_click(make_widget, qtbot):
     from napari_inter2former.predictor import ZoomIn
     from napari_inter2former.testing import FakePredictor
 
     class ZoomRecorder(FakePredictor):
         zoom_in = None
         keep_clicked_regions = True
+        cut_at_negative_clicks = True
         seen: list = []
 
         def _predict(self, click):
-            self.seen.append((self.zoom_in, self.keep_clicked_regions))
+            self.seen.append((self.zoom_in, self.keep_clicked_regions, self.cut_at_negative_clicks))
             return super()._predict(click)
 
     predictor = ZoomRecorder()
@@ -363,4 +364,12 @@ def test_zoom_and_regions_checkboxes_reach_the_predictor_at_the_next_click(make_
     widget.regions_check.setChecked(False)
     widget.add_click_world([32, 22])
     wait_idle(qtbot, widget)
-    assert predictor.seen == [(None, True), (ZoomIn(), True), (None, False)]
+    widget.cut_check.setChecked(False)
+    widget.add_click_world([33, 23])
+    wait_idle(qtbot, widget)
+    assert predictor.seen == [
+        (None, True, True),
+        (ZoomIn(), True, True),
+        (None, False, True),
+        (None, False, False),
+    ]

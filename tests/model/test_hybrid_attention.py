@@ -42,6 +42,11 @@ def test_boundary_rule_flags_only_code_changes_and_unknown():
     assert torch.equal(tokens, expected)
 
 
+def test_all_rule_is_every_token():
+    ref = _square_ref()
+    assert bool(boundary_tokens(ref, prompt_box(ref), "all").all())
+
+
 def test_bad_rule():
     with pytest.raises(ValueError, match="boundary rule"):
         boundary_tokens(_square_ref(), (0, 256, 0, 256), "variance")

@@ -73,6 +73,11 @@ def test_boundary_rule_attribute(tiny, features):
     finally:
         tiny.boundary_rule = "box"
     assert not torch.equal(box_logits, bnd_logits)
+    # 'all': every token through full attention, as the dense decoder does
+    all_logits, info = tiny.decode(features, ref, boundary_rule="all", return_info=True)
+    assert bool(info["boundary"].all()) and not torch.equal(all_logits, box_logits)
+    first = paint_clicks(new_reference_map(256, 256), [(60, 70, True)])  # all UNKNOWN
+    assert torch.equal(tiny.decode(features, first, boundary_rule="all"), tiny.decode(features, first))
     with pytest.raises(ValueError, match="boundary_rule"):
         tiny.boundary_rule = "variance"
 

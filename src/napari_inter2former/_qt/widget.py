@@ -137,6 +137,13 @@ class Inter2FormerWidget(QWidget):
         )
         self.regions_check.setChecked(True)
         self.regions_check.toggled.connect(self._on_regions_toggled)
+        self.cut_check = QCheckBox("Cut at negative clicks")
+        self.cut_check.setToolTip(
+            "A negative click on the mask removes the part of it on the click's side of "
+            "the nearest image edges (e.g. a neighbouring nucleus), not only the click"
+        )
+        self.cut_check.setChecked(True)
+        self.cut_check.toggled.connect(self._on_cut_toggled)
         self.iou_spin = QDoubleSpinBox()
         self.iou_spin.setRange(0.0, 1.0)
         self.iou_spin.setSingleStep(0.05)
@@ -150,6 +157,7 @@ class Inter2FormerWidget(QWidget):
         form.addRow("", self.overwrite_check)
         form.addRow("", self.zoom_check)
         form.addRow("", self.regions_check)
+        form.addRow("", self.cut_check)
         form.addRow("Stop IoU", self.iou_spin)
 
         def button(text, key, slot):
@@ -553,6 +561,9 @@ class Inter2FormerWidget(QWidget):
 
     def _on_regions_toggled(self, checked: bool) -> None:
         self.runner.predictor_settings["keep_clicked_regions"] = bool(checked)
+
+    def _on_cut_toggled(self, checked: bool) -> None:
+        self.runner.predictor_settings["cut_at_negative_clicks"] = bool(checked)
 
     def toggle_polarity(self) -> None:
         """Switch the class of the next click between positive and negative."""

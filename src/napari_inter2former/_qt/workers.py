@@ -68,8 +68,9 @@ class ModelRunner:
         self._factory = predictor_factory or default_predictor_factory
         self.on_idle = on_idle
         self.predictor = None
-        # predictor attributes (zoom_in, keep_clicked_regions) set from the widget's
-        # check boxes; handed to the predictor at each job, in the worker that owns it
+        # predictor attributes (zoom_in, keep_clicked_regions, cut_at_negative_clicks) set
+        # from the widget's check boxes; handed to the predictor at each job, in the
+        # worker that owns it
         self.predictor_settings: dict[str, Any] = {}
         self.worker = None
         self.kind: str | None = None

@@ -52,9 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("dataset", type=Path, help="folder with images/ and masks/")
     parser.add_argument(
         "--model", action="append", required=True,
-        help="default | default-zoom | default-all-regions | mobilesam | random-walker | fake | "
-        "PATH to decoder "
-        "weights; repeatable",
+        help="default | default-zoom | default-all-regions | default-no-cut | default-box | "
+        "mobilesam | random-walker | fake | PATH to decoder weights; repeatable",
     )
     parser.add_argument("--max-clicks", type=int, default=20)
     parser.add_argument("--max-objects", type=int, default=None,

@@ -20,7 +20,14 @@ from ..predictor import BasePredictor, Click
 __all__ = ["RandomWalkerPredictor", "load_predictor", "MODEL_NAMES"]
 
 MODEL_NAMES = (
-    "default", "default-zoom", "default-all-regions", "mobilesam", "random-walker", "fake"
+    "default",
+    "default-zoom",
+    "default-all-regions",
+    "default-no-cut",
+    "default-box",
+    "mobilesam",
+    "random-walker",
+    "fake",
 )
 
 
@@ -108,7 +115,11 @@ def load_predictor(spec: str, *, threads: int | None = 2) -> BasePredictor:
     spec : str
         ``default`` (the packaged Inter2Former weights), ``default-zoom`` (the same
         with :class:`~napari_inter2former.predictor.ZoomIn`), ``default-all-regions``
-        (the same keeping every predicted region: ``keep_clicked_regions=False``), ``mobilesam``,
+        (the same keeping every predicted region: ``keep_clicked_regions=False``),
+        ``default-no-cut`` (the same without the cut at negative clicks:
+        ``cut_at_negative_clicks=False``), ``default-box`` (the same with the
+        decoder's DPE-box rule instead of full attention for every token:
+        ``boundary_rule='box'``, the predictor before session 5), ``mobilesam``,
         ``random-walker``, ``fake`` (:class:`~napari_inter2former.testing.FakePredictor`),
         or the path of an Inter2Former decoder weight file.
     threads : int, optional
@@ -130,13 +141,15 @@ def load_predictor(spec: str, *, threads: int | None = 2) -> BasePredictor:
         from .mobilesam import MobileSAMPredictor
 
         return MobileSAMPredictor.from_pretrained()
-    if spec in ("default", "default-zoom", "default-all-regions"):
+    if spec in ("default", "default-zoom", "default-all-regions", "default-no-cut", "default-box"):
         from ..predictor import Predictor, ZoomIn
 
         return Predictor.from_pretrained(
             num_threads=threads,
             zoom_in=ZoomIn() if spec == "default-zoom" else None,
             keep_clicked_regions=spec != "default-all-regions",
+            cut_at_negative_clicks=spec != "default-no-cut",
+            boundary_rule="box" if spec == "default-box" else "all",
         )
     path = Path(spec)
     if not path.is_file():

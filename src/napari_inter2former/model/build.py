@@ -169,7 +169,7 @@ def build_model(
     decoder_weights : path, optional
         A decoder weight file to load instead of the shipped one (also without
         ``pretrained``; then the encoder stays random unless ``pretrained``).
-    boundary_rule : {'box', 'boundary'}
+    boundary_rule : {'box', 'boundary', 'all'}
         Initial ``model.boundary_rule``.
 
     Returns

@@ -106,7 +106,7 @@ class Inter2FormerDecoder(nn.Module):
         ----------
         embedding : Tensor of shape (1, C, H', W')
         ref : Tensor of shape (1, 1, H, W), integer codes (H = 16 H')
-        boundary_rule : {'box', 'boundary'}
+        boundary_rule : {'box', 'boundary', 'all'}
         dense : bool
             Reference variant: whole-image DPE and full attention + routed experts
             for every token (for benchmarks and checks).
@@ -149,7 +149,7 @@ class Inter2FormerDecoder(nn.Module):
         ----------
         embedding : Tensor of shape (B, C, H', W')
         ref : Tensor of shape (B, 1, H, W)
-        boundary_rule : {'box', 'boundary'}
+        boundary_rule : {'box', 'boundary', 'all'}
         cropped_prompt : bool
             Embed each map with the inference DPE (convolving only its box, the
             uniform-field shortcut elsewhere): same values as inference and far

@@ -19,7 +19,8 @@ Boundary rules
 ``"box"`` (default, what the official float32 code does in practice): every token
 of the DPE box. ``"boundary"`` (faster, the paper's intent): tokens containing a
 pixel inside the DPE box whose 7 x 7 neighbourhood holds more than one reference
-code (max != min, exact on integers), or an UNKNOWN pixel.
+code (max != min, exact on integers), or an UNKNOWN pixel. ``"all"``: every token
+(no BSQ; what every rule gives on a first click, when the whole map is UNKNOWN).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from .rope import RoPE2d
 
 __all__ = ["BOUNDARY_RULES", "HybridAttention", "boundary_tokens"]
 
-BOUNDARY_RULES = ("box", "boundary")
+BOUNDARY_RULES = ("box", "boundary", "all")
 BOUNDARY_KERNEL = 7  # local-variation window of the "boundary" rule
 
 
@@ -55,7 +56,7 @@ def boundary_tokens(
         One reference map.
     box : (r0, r1, c0, c1)
         DPE box in pixels (multiples of ``stride``).
-    rule : {'box', 'boundary'}
+    rule : {'box', 'boundary', 'all'}
         See the module docstring.
     stride : int
         Token stride.
@@ -70,6 +71,8 @@ def boundary_tokens(
         raise ValueError(f"boundary rule must be one of {BOUNDARY_RULES}, got {rule!r}")
     h, w = ref.shape
     r0, r1, c0, c1 = box
+    if rule == "all":
+        return torch.ones(h // stride, w // stride, dtype=torch.bool, device=ref.device)
     tokens = torch.zeros(h // stride, w // stride, dtype=torch.bool, device=ref.device)
     if rule == "box":
         tokens[r0 // stride : r1 // stride, c0 // stride : c1 // stride] = True

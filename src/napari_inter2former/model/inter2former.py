@@ -72,7 +72,7 @@ class Inter2Former(nn.Module):
         Network input side T.
     model_id : str
         Name + weight digest; used as a feature-cache key.
-    boundary_rule : {'box', 'boundary'}
+    boundary_rule : {'box', 'boundary', 'all'}
         Which tokens get full attention and routed experts (see
         :mod:`.hybrid_attention`); ``'box'`` matches the official code.
     """
@@ -201,7 +201,7 @@ class Inter2Former(nn.Module):
         ----------
         feats : ImageFeatures (batch 1)
         ref : Tensor of shape (1, 1, T, T), uint8 reference codes
-        boundary_rule : {'box', 'boundary'}, optional
+        boundary_rule : {'box', 'boundary', 'all'}, optional
             Default: ``self.boundary_rule``.
         dense : bool
             Reference variant without the dynamic savings: whole-image DPE, full
