@@ -8,7 +8,7 @@ Rows:
 - edge net: slim default vs the official CannyNet layout at T = 1024;
 - per click: ``model.decode`` (DPE + DHA + HMoE + DLU, eval path) for a small
   (nucleus-sized, 40 px) and a large (400 px) object, for the boundary rules
-  ``box`` and ``boundary``, against ``decode(..., dense=True)`` (whole-image DPE,
+  ``all`` (the predictor's default), ``box`` and ``boundary``, against ``decode(..., dense=True)`` (whole-image DPE,
   full attention + routed experts for every token, whole-image upsampling),
   measured in the same run; also at 128 x 128 tokens (T = 2048: a random
   (1, 256, 128, 128) embedding and a 2048 reference map).
@@ -89,7 +89,7 @@ def bench_clicks(
             dense = median_ms(
                 lambda ref=ref: model.decode(feats, ref, dense=True), dense_repeats
             )
-            for rule in ("box", "boundary"):
+            for rule in ("all", "box", "boundary"):
                 _, info = model.decode(feats, ref, boundary_rule=rule, return_info=True)
                 ms = median_ms(
                     lambda ref=ref, rule=rule: model.decode(

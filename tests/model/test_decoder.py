@@ -84,4 +84,4 @@ def test_train_batch_is_per_sample_and_differentiable():
 def test_bad_rule():
     dec = _decoder()
     with pytest.raises(ValueError, match="boundary_rule"):
-        dec(torch.zeros(1, 32, 4, 4), new_reference_map(64, 64), "all")
+        dec(torch.zeros(1, 32, 4, 4), new_reference_map(64, 64), "variance")
