@@ -130,20 +130,18 @@ class Inter2FormerWidget(QWidget):
             "(one more encoder run per object)"
         )
         self.zoom_check.toggled.connect(self._on_zoom_toggled)
-        self.regions_check = QCheckBox("Keep only clicked regions")
-        self.regions_check.setToolTip(
+        self.regions_check = self._predictor_check(
+            "Keep only clicked regions",
             "Drop predicted regions that hold no positive click (e.g. neighbouring "
-            "nuclei the mask leaked into); click a part to keep it"
+            "nuclei the mask leaked into); click a part to keep it",
+            "keep_clicked_regions",
         )
-        self.regions_check.setChecked(True)
-        self.regions_check.toggled.connect(self._on_regions_toggled)
-        self.cut_check = QCheckBox("Cut at negative clicks")
-        self.cut_check.setToolTip(
+        self.cut_check = self._predictor_check(
+            "Cut at negative clicks",
             "A negative click on the mask removes the part of it on the click's side of "
-            "the nearest image edges (e.g. a neighbouring nucleus), not only the click"
+            "the nearest image edges (e.g. a neighbouring nucleus), not only the click",
+            "cut_at_negative_clicks",
         )
-        self.cut_check.setChecked(True)
-        self.cut_check.toggled.connect(self._on_cut_toggled)
         self.iou_spin = QDoubleSpinBox()
         self.iou_spin.setRange(0.0, 1.0)
         self.iou_spin.setSingleStep(0.05)
@@ -559,11 +557,17 @@ class Inter2FormerWidget(QWidget):
 
         self.runner.predictor_settings["zoom_in"] = ZoomIn() if checked else None
 
-    def _on_regions_toggled(self, checked: bool) -> None:
-        self.runner.predictor_settings["keep_clicked_regions"] = bool(checked)
+    def _predictor_check(self, text: str, tooltip: str, setting: str) -> QCheckBox:
+        """A check box (on by default) for the predictor attribute ``setting``."""
+        box = QCheckBox(text)
+        box.setToolTip(tooltip)
+        box.setChecked(True)
 
-    def _on_cut_toggled(self, checked: bool) -> None:
-        self.runner.predictor_settings["cut_at_negative_clicks"] = bool(checked)
+        def toggled(checked: bool) -> None:
+            self.runner.predictor_settings[setting] = bool(checked)
+
+        box.toggled.connect(toggled)
+        return box
 
     def toggle_polarity(self) -> None:
         """Switch the class of the next click between positive and negative."""
