@@ -319,17 +319,15 @@ def keep_regions_at(logits, seeds: list[tuple[int, int]], radius: int = CLICK_RA
         ``logits`` itself when there is no seed, when no region is reached (the
         decoder missed every click: nothing to choose by), or when nothing is dropped.
     """
-    import torch
     from scipy import ndimage as ndi
 
     if not seeds:
         return logits
-    fg = (logits[0, 0] > 0).cpu().numpy()
-    rows, cols = np.flatnonzero(fg.any(1)), np.flatnonzero(fg.any(0))
-    if rows.size == 0:
+    fg, box = _foreground(logits)
+    if box is None:
         return logits
-    r0, c0 = rows[0], cols[0]
-    regions, n = ndi.label(fg[r0 : rows[-1] + 1, c0 : cols[-1] + 1], structure=np.ones((3, 3)))
+    r0, r1, c0, c1 = box
+    regions, n = ndi.label(fg[r0:r1, c0:c1], structure=np.ones((3, 3)))
     if n <= 1:
         return logits
     keep = set()
@@ -341,10 +339,25 @@ def keep_regions_at(logits, seeds: list[tuple[int, int]], radius: int = CLICK_RA
         keep.update(np.unique(window[window > 0]).tolist())
     if not keep or len(keep) == n:
         return logits
-    drop = np.zeros_like(fg)
-    drop[r0 : rows[-1] + 1, c0 : cols[-1] + 1] = (regions > 0) & ~np.isin(regions, list(keep))
+    return _set_outside(logits, box, (regions > 0) & ~np.isin(regions, list(keep)))
+
+
+def _foreground(logits) -> tuple[np.ndarray, tuple[int, int, int, int] | None]:
+    """The foreground (``logits > 0``) of (1, 1, T, T) logits and its box (None if empty)."""
+    from .model.common import mask_bbox
+
+    fg = logits[0, 0] > 0
+    return fg.cpu().numpy(), mask_bbox(fg)
+
+
+def _set_outside(logits, box: tuple[int, int, int, int], drop: np.ndarray):
+    """A copy of ``logits`` with OUTSIDE_LOGIT where ``drop`` (a crop to ``box``) is set."""
+    import torch
+
+    r0, r1, c0, c1 = box
     out = logits.clone()
-    out[0, 0][torch.from_numpy(drop).to(out.device)] = OUTSIDE_LOGIT
+    crop = out[0, 0, r0:r1, c0:c1]
+    crop[torch.from_numpy(drop).to(out.device)] = OUTSIDE_LOGIT
     return out
 
 
@@ -384,18 +397,16 @@ def cut_at_negative_clicks(
         ``logits`` itself unless a negative and a positive click both lie in the
         foreground.
     """
-    import torch
     from skimage.segmentation import watershed
 
-    fg = (logits[0, 0] > 0).cpu().numpy()
+    fg, box = _foreground(logits)
     neg = [(r, c) for r, c in negative if fg[r, c]]
     pos = [(r, c) for r, c in positive if fg[r, c]]
     if not neg or not pos:
         return logits
     if callable(landscape):
         landscape = landscape()
-    rows, cols = np.flatnonzero(fg.any(1)), np.flatnonzero(fg.any(0))
-    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    r0, r1, c0, c1 = box
     markers = np.zeros((r1 - r0, c1 - c0), dtype=np.int32)
     for (r, c), label in [(p, 1) for p in pos] + [(n, 2) for n in neg]:
         markers[r - r0, c - c0] = label
@@ -403,11 +414,7 @@ def cut_at_negative_clicks(
     crop = landscape[r0:r1, c0:c1]
     scale = np.percentile(crop[inside], 99) or 1.0
     flooded = watershed(crop / scale, markers, mask=inside, compactness=compactness)
-    drop = np.zeros_like(fg)
-    drop[r0:r1, c0:c1] = flooded == 2
-    out = logits.clone()
-    out[0, 0][torch.from_numpy(drop).to(out.device)] = OUTSIDE_LOGIT
-    return out
+    return _set_outside(logits, box, flooded == 2)
 
 
 def edge_landscape(image: np.ndarray, sigma: float) -> np.ndarray:
@@ -548,9 +555,9 @@ class Predictor(BasePredictor):
         if self._landscape is None:
             import torch
 
-            rgb = self._rgb if self._box is None else self._crop(self._rgb)
+            rgb = np.ascontiguousarray(self._crop(self._rgb))
             with torch.inference_mode():
-                grid = self.model.preprocess(np.ascontiguousarray(rgb))[0].float().cpu().numpy()
+                grid = self.model.preprocess(rgb)[0].float().cpu().numpy()
             sigma = max(1.0, EDGE_SIGMA * self._geometry.scale)
             self._landscape = edge_landscape(grid.transpose(1, 2, 0), sigma)
         return self._landscape

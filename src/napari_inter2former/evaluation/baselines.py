@@ -19,16 +19,15 @@ from ..predictor import BasePredictor, Click
 
 __all__ = ["RandomWalkerPredictor", "load_predictor", "MODEL_NAMES"]
 
-MODEL_NAMES = (
-    "default",
-    "default-zoom",
-    "default-all-regions",
-    "default-no-cut",
-    "default-box",
-    "mobilesam",
-    "random-walker",
-    "fake",
-)
+# the packaged model with the Predictor's defaults, or with one setting changed
+DEFAULT_VARIANTS: dict[str, dict] = {
+    "default": {},
+    "default-zoom": {"zoom_in": True},
+    "default-all-regions": {"keep_clicked_regions": False},
+    "default-no-cut": {"cut_at_negative_clicks": False},
+    "default-box": {"boundary_rule": "box"},
+}
+MODEL_NAMES = (*DEFAULT_VARIANTS, "mobilesam", "random-walker", "fake")
 
 
 class RandomWalkerPredictor(BasePredictor):
@@ -141,16 +140,13 @@ def load_predictor(spec: str, *, threads: int | None = 2) -> BasePredictor:
         from .mobilesam import MobileSAMPredictor
 
         return MobileSAMPredictor.from_pretrained()
-    if spec in ("default", "default-zoom", "default-all-regions", "default-no-cut", "default-box"):
+    if spec in DEFAULT_VARIANTS:
         from ..predictor import Predictor, ZoomIn
 
-        return Predictor.from_pretrained(
-            num_threads=threads,
-            zoom_in=ZoomIn() if spec == "default-zoom" else None,
-            keep_clicked_regions=spec != "default-all-regions",
-            cut_at_negative_clicks=spec != "default-no-cut",
-            boundary_rule="box" if spec == "default-box" else "all",
-        )
+        settings = dict(DEFAULT_VARIANTS[spec])
+        if settings.pop("zoom_in", False):
+            settings["zoom_in"] = ZoomIn()
+        return Predictor.from_pretrained(num_threads=threads, **settings)
     path = Path(spec)
     if not path.is_file():
         raise ValueError(
