@@ -21,6 +21,7 @@ import numpy as np
 from .constants import CLICK_RADIUS, OUTSIDE_LOGIT
 from .transforms import InputGeometry, to_rgb_uint8
 
+MERGE_RULES = ("signed", "all")
 EDGE_SIGMA = 1.0  # image pixels: blur of the edge map the negative-click cut follows
 
 __all__ = [
@@ -417,6 +418,55 @@ def cut_at_negative_clicks(
     return _set_outside(logits, box, flooded == 2)
 
 
+def merge_at_click(
+    logits, previous, click: tuple[int, int], radius: int = CLICK_RADIUS, grow_anywhere: bool = False
+):
+    """The previous logits, with the new ones only where the mask changed at the click.
+
+    Progressive merge (FocalClick, Chen et al. 2022): of the pixels whose label the
+    new prediction flips, only the regions (8-connected) that reach the click disc
+    take the new prediction; the rest of the mask stays as it was. A click thus
+    corrects the error it was placed in without undoing earlier corrections
+    elsewhere.
+
+    Parameters
+    ----------
+    logits, previous : Tensor of shape (1, 1, T, T)
+        The new prediction and the one before the click.
+    click : (row, col)
+        The new click on the grid.
+    radius : int
+        A changed region is taken when it reaches within ``radius`` of the click.
+    grow_anywhere : bool
+        Also take every pixel the new prediction adds to the mask, wherever it is.
+
+    Returns
+    -------
+    Tensor of shape (1, 1, T, T)
+        ``logits`` itself when nothing changed near the click (the decoder ignored
+        it: the whole new prediction is taken), else the merge.
+    """
+    import torch
+    from scipy import ndimage as ndi
+
+    from .model.common import mask_bbox
+
+    changed = (logits[0, 0] > 0) != (previous[0, 0] > 0)
+    box = mask_bbox(changed)
+    if box is None:
+        return logits
+    r0, r1, c0, c1 = box
+    regions, _ = ndi.label(changed[r0:r1, c0:c1].cpu().numpy(), structure=np.ones((3, 3)))
+    r, c = click[0] - r0, click[1] - c0
+    window = regions[max(r - radius, 0) : max(r + radius + 1, 0), max(c - radius, 0) : max(c + radius + 1, 0)]
+    keep = np.unique(window[window > 0])
+    if keep.size == 0:
+        return logits
+    take = (logits[0, 0] > 0) & changed if grow_anywhere else torch.zeros_like(changed)
+    take[r0:r1, c0:c1] |= torch.from_numpy(np.isin(regions, keep))
+    return torch.where(take, logits, previous.to(logits.dtype))
+
+
 def edge_landscape(image: np.ndarray, sigma: float) -> np.ndarray:
     """Gradient magnitude of the grey image after a Gaussian blur of ``sigma`` pixels.
 
@@ -467,6 +517,14 @@ class Predictor(BasePredictor):
         the mask it floods in a compact watershed on the image's edges against the
         positive clicks (:func:`cut_at_negative_clicks`), e.g. the whole
         neighbouring nucleus a mask leaked into. Default True.
+    merge_at_click : {'signed', 'all'} or None
+        Keep earlier corrections: from the second click on (or the first, after a
+        prior mask), the new prediction is taken only where it changed the mask in
+        a region reaching the click (:func:`merge_at_click`); with ``'signed'`` (the
+        default) a positive click also keeps whatever the new prediction adds
+        elsewhere, so a mask can still grow as a whole. None: take every new
+        prediction whole. Chosen on generated and training nuclei
+        (``docs/evaluation.md``).
     boundary_rule : {'all', 'box', 'boundary'} or None
         Which decoder tokens get full attention and routed experts
         (:func:`napari_inter2former.model.hybrid_attention.boundary_tokens`); None:
@@ -484,6 +542,7 @@ class Predictor(BasePredictor):
         zoom_in: ZoomIn | None = None,
         keep_clicked_regions: bool = True,
         cut_at_negative_clicks: bool = True,
+        merge_at_click: str | None = "signed",
         boundary_rule: str | None = "all",
     ) -> None:
         super().__init__()
@@ -494,6 +553,9 @@ class Predictor(BasePredictor):
         self.model = model.eval()
         self.keep_clicked_regions = bool(keep_clicked_regions)
         self.cut_at_negative_clicks = bool(cut_at_negative_clicks)
+        if merge_at_click not in MERGE_RULES + (None,):
+            raise ValueError(f"merge_at_click must be one of {MERGE_RULES} or None, got {merge_at_click!r}")
+        self.merge_at_click = merge_at_click
         self.boundary_rule = boundary_rule
         self._landscape = None
         self.cache = _FeatureCache(cache_size)
@@ -570,11 +632,13 @@ class Predictor(BasePredictor):
 
         size = self._geometry.size
         prior = None if self._prior is None else self._crop(self._prior)
+        self.last_logits = None
         if prior is None or not prior.any():
             self._ref = new_reference_map(size, size)
         else:
-            grid = self._mask_to_grid(prior)
-            self._ref = reference_from_mask(torch.from_numpy(grid)[None, None])
+            grid = torch.from_numpy(self._mask_to_grid(prior))[None, None]
+            self._ref = reference_from_mask(grid)
+            self.last_logits = torch.where(grid, -OUTSIDE_LOGIT, OUTSIDE_LOGIT).float()
 
     def _start(self, prior: np.ndarray | None) -> None:
         box = None
@@ -604,6 +668,9 @@ class Predictor(BasePredictor):
                 logits = cut_at_negative_clicks(logits, seeds, negative, self._edge_landscape)
         if self.keep_clicked_regions:
             logits = keep_regions_at(logits, seeds)
+        if self.merge_at_click and self.last_logits is not None:
+            grow = self.merge_at_click == "signed" and click.positive
+            logits = merge_at_click(logits, self.last_logits, (row, col), grow_anywhere=grow)
         self._ref = update_by_prediction(ref, logits > 0)
         self.last_logits = logits
         return self._logits_to_mask(logits)
@@ -651,13 +718,14 @@ class Predictor(BasePredictor):
         )
 
     def _get_state(self):
-        return self._box, self._ref.clone()
+        return self._box, self._ref.clone(), self.last_logits
 
     def _set_state(self, state) -> None:
-        box, ref = state
+        box, ref, logits = state
         if box != self._box:
             self._use_view(box)
         self._ref = ref
+        self.last_logits = logits
 
     # ----- crop helpers -----
     def _in_view(self, click: Click) -> bool:

@@ -337,21 +337,24 @@ def test_precompute_encodes_every_plane(make_widget, qtbot):
     assert predictor.encode_calls == 6
 
 
-def test_zoom_regions_and_cut_checkboxes_reach_the_predictor_at_the_next_click(make_widget, qtbot):
+def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget, qtbot):
     from napari_inter2former.predictor import ZoomIn
     from napari_inter2former.testing import FakePredictor
 
-    class ZoomRecorder(FakePredictor):
+    class SettingsRecorder(FakePredictor):
         zoom_in = None
         keep_clicked_regions = True
         cut_at_negative_clicks = True
+        merge_at_click = "signed"
         seen: list = []
 
         def _predict(self, click):
-            self.seen.append((self.zoom_in, self.keep_clicked_regions, self.cut_at_negative_clicks))
+            self.seen.append(
+                (self.zoom_in, self.keep_clicked_regions, self.cut_at_negative_clicks, self.merge_at_click)
+            )
             return super()._predict(click)
 
-    predictor = ZoomRecorder()
+    predictor = SettingsRecorder()
     image, _left, _right = discs_image()
     _viewer, widget = make_widget(image, predictor=predictor)
     assert not widget.zoom_check.isChecked()
@@ -367,9 +370,17 @@ def test_zoom_regions_and_cut_checkboxes_reach_the_predictor_at_the_next_click(m
     widget.cut_check.setChecked(False)
     widget.add_click_world([33, 23])
     wait_idle(qtbot, widget)
+    widget.merge_check.setChecked(False)
+    widget.add_click_world([34, 24])
+    wait_idle(qtbot, widget)
+    widget.merge_check.setChecked(True)
+    widget.add_click_world([35, 25])
+    wait_idle(qtbot, widget)
     assert predictor.seen == [
-        (None, True, True),
-        (ZoomIn(), True, True),
-        (None, False, True),
-        (None, False, False),
+        (None, True, True, "signed"),
+        (ZoomIn(), True, True, "signed"),
+        (None, False, True, "signed"),
+        (None, False, False, "signed"),
+        (None, False, False, None),
+        (None, False, False, "signed"),
     ]

@@ -142,6 +142,13 @@ class Inter2FormerWidget(QWidget):
             "the nearest image edges (e.g. a neighbouring nucleus), not only the click",
             "cut_at_negative_clicks",
         )
+        self.merge_check = self._predictor_check(
+            "Keep earlier corrections",
+            "A click changes the mask only where the change reaches the click (a positive "
+            "click may also grow it elsewhere), so it cannot undo earlier corrections",
+            "merge_at_click",
+            values=("signed", None),
+        )
         self.iou_spin = QDoubleSpinBox()
         self.iou_spin.setRange(0.0, 1.0)
         self.iou_spin.setSingleStep(0.05)
@@ -156,6 +163,7 @@ class Inter2FormerWidget(QWidget):
         form.addRow("", self.zoom_check)
         form.addRow("", self.regions_check)
         form.addRow("", self.cut_check)
+        form.addRow("", self.merge_check)
         form.addRow("Stop IoU", self.iou_spin)
 
         def button(text, key, slot):
@@ -557,14 +565,19 @@ class Inter2FormerWidget(QWidget):
 
         self.runner.predictor_settings["zoom_in"] = ZoomIn() if checked else None
 
-    def _predictor_check(self, text: str, tooltip: str, setting: str) -> QCheckBox:
-        """A check box (on by default) for the predictor attribute ``setting``."""
+    def _predictor_check(
+        self, text: str, tooltip: str, setting: str, values: tuple = (True, False)
+    ) -> QCheckBox:
+        """A check box (on by default) setting the predictor attribute ``setting``.
+
+        ``values``: what the attribute is set to when checked and unchecked.
+        """
         box = QCheckBox(text)
         box.setToolTip(tooltip)
         box.setChecked(True)
 
         def toggled(checked: bool) -> None:
-            self.runner.predictor_settings[setting] = bool(checked)
+            self.runner.predictor_settings[setting] = values[0] if checked else values[1]
 
         box.toggled.connect(toggled)
         return box

@@ -25,6 +25,8 @@ DEFAULT_VARIANTS: dict[str, dict] = {
     "default-zoom": {"zoom_in": True},
     "default-all-regions": {"keep_clicked_regions": False},
     "default-no-cut": {"cut_at_negative_clicks": False},
+    "default-no-merge": {"merge_at_click": None},
+    "default-merge-all": {"merge_at_click": "all"},
     "default-box": {"boundary_rule": "box"},
 }
 MODEL_NAMES = (*DEFAULT_VARIANTS, "mobilesam", "random-walker", "fake")
