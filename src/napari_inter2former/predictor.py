@@ -333,14 +333,18 @@ def keep_regions_at(logits, seeds: list[tuple[int, int]], radius: int = CLICK_RA
         return logits
     keep = set()
     for row, col in seeds:
-        r, c = row - r0, col - c0
-        window = regions[
-            max(r - radius, 0) : max(r + radius + 1, 0), max(c - radius, 0) : max(c + radius + 1, 0)
-        ]
-        keep.update(np.unique(window[window > 0]).tolist())
+        keep.update(_labels_near(regions, row - r0, col - c0, radius).tolist())
     if not keep or len(keep) == n:
         return logits
     return _set_outside(logits, box, (regions > 0) & ~np.isin(regions, list(keep)))
+
+
+def _labels_near(regions: np.ndarray, row: int, col: int, radius: int) -> np.ndarray:
+    """The labels (> 0) of ``regions`` within the square of half-side ``radius`` at (row, col)."""
+    window = regions[
+        max(row - radius, 0) : max(row + radius + 1, 0), max(col - radius, 0) : max(col + radius + 1, 0)
+    ]
+    return np.unique(window[window > 0])
 
 
 def _foreground(logits) -> tuple[np.ndarray, tuple[int, int, int, int] | None]:
@@ -451,20 +455,19 @@ def merge_at_click(
 
     from .model.common import mask_bbox
 
+    previous = previous.to(logits)
     changed = (logits[0, 0] > 0) != (previous[0, 0] > 0)
     box = mask_bbox(changed)
     if box is None:
         return logits
     r0, r1, c0, c1 = box
     regions, _ = ndi.label(changed[r0:r1, c0:c1].cpu().numpy(), structure=np.ones((3, 3)))
-    r, c = click[0] - r0, click[1] - c0
-    window = regions[max(r - radius, 0) : max(r + radius + 1, 0), max(c - radius, 0) : max(c + radius + 1, 0)]
-    keep = np.unique(window[window > 0])
+    keep = _labels_near(regions, click[0] - r0, click[1] - c0, radius)
     if keep.size == 0:
         return logits
     take = (logits[0, 0] > 0) & changed if grow_anywhere else torch.zeros_like(changed)
-    take[r0:r1, c0:c1] |= torch.from_numpy(np.isin(regions, keep))
-    return torch.where(take, logits, previous.to(logits.dtype))
+    take[r0:r1, c0:c1] |= torch.from_numpy(np.isin(regions, keep)).to(take.device)
+    return torch.where(take, logits, previous)
 
 
 def edge_landscape(image: np.ndarray, sigma: float) -> np.ndarray:
