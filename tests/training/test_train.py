@@ -113,8 +113,10 @@ def test_cpu_speed_ups_freeze_the_edge_net(micro_name, tmp_path):
     cfg = _config(
         tmp_path, micro_name, max_steps=3, local_train=True, freeze_edge_net=True,
         edge_cache_views=1, prior_mask_prob=0.7, prior_leak_prob=1.0, prior_max_change=0.35,
+        boundary_rule="all",
     )  # fmt: skip
     trainer = Trainer(cfg)
+    assert trainer.model.boundary_rule == "all"  # the rule inference uses, trained
     before = {k: v.clone() for k, v in trainer.model.edge_net.state_dict().items()}
     trainer.prepare_data()
     summary = trainer.fit()
@@ -122,6 +124,11 @@ def test_cpu_speed_ups_freeze_the_edge_net(micro_name, tmp_path):
     for k, v in trainer.model.edge_net.state_dict().items():
         assert torch.equal(v, before[k])
     assert len(trainer._edge_cache) == 1  # capped at edge_cache_views
+
+
+def test_unknown_boundary_rule_is_refused(micro_name, tmp_path):
+    with pytest.raises(ValueError, match="boundary_rule"):
+        Trainer(_config(tmp_path, micro_name, boundary_rule="everything"))
 
 
 def test_time_budget_stops_and_saves(micro_name, tmp_path):

@@ -84,6 +84,9 @@ class TrainConfig:
         False  # keep the edge net fixed and cache its maps per view (CPU speed-up)
     )
     edge_cache_views: int = 400  # views whose frozen edge maps stay in memory (~34 MB each)
+    boundary_rule: str = (
+        "box"  # DHA tokens with full attention: 'box' (the paper's), 'boundary' or 'all'
+    )
     coarse_loss_weight: float = 1.0  # weight of the NFL on DLU's coarse localiser
     vq_loss_weight: float = (
         1.0  # weight of the BSQ commitment loss (beta is in the model)

@@ -256,7 +256,7 @@ class Trainer:
                 f"unknown model {self.cfg.model!r}; choose one of {sorted(CONFIGS)}"
             )
         config = CONFIGS[self.cfg.model]
-        model = build_from_config(config, f"{self.cfg.model}-train")
+        model = build_from_config(config, f"{self.cfg.model}-train", self.cfg.boundary_rule)
         if self.cfg.pretrained_encoder and config.encoder == "tinyvit":
             from ..model.image_encoder import load_mobilesam_encoder
 
