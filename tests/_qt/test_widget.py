@@ -358,24 +358,19 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
     image, _left, _right = discs_image()
     _viewer, widget = make_widget(image, predictor=predictor)
     assert not widget.zoom_check.isChecked()
-    widget.add_click_world([30, 20])
-    wait_idle(qtbot, widget)
-    widget.zoom_check.setChecked(True)
-    widget.add_click_world([31, 21])
-    wait_idle(qtbot, widget)
-    widget.zoom_check.setChecked(False)
-    widget.regions_check.setChecked(False)
-    widget.add_click_world([32, 22])
-    wait_idle(qtbot, widget)
-    widget.cut_check.setChecked(False)
-    widget.add_click_world([33, 23])
-    wait_idle(qtbot, widget)
-    widget.merge_check.setChecked(False)
-    widget.add_click_world([34, 24])
-    wait_idle(qtbot, widget)
-    widget.merge_check.setChecked(True)
-    widget.add_click_world([35, 25])
-    wait_idle(qtbot, widget)
+    changes = [
+        [],
+        [(widget.zoom_check, True)],
+        [(widget.zoom_check, False), (widget.regions_check, False)],
+        [(widget.cut_check, False)],
+        [(widget.merge_check, False)],
+        [(widget.merge_check, True)],
+    ]
+    for i, change in enumerate(changes):
+        for box, checked in change:
+            box.setChecked(checked)
+        widget.add_click_world([30 + i, 20 + i])
+        wait_idle(qtbot, widget)
     assert predictor.seen == [
         (None, True, True, "signed"),
         (ZoomIn(), True, True, "signed"),
