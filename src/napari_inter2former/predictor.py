@@ -456,7 +456,8 @@ def merge_at_click(
     from .model.common import mask_bbox
 
     previous = previous.to(logits)
-    changed = (logits[0, 0] > 0) != (previous[0, 0] > 0)
+    new_fg = logits[0, 0] > 0
+    changed = new_fg != (previous[0, 0] > 0)
     box = mask_bbox(changed)
     if box is None:
         return logits
@@ -465,7 +466,7 @@ def merge_at_click(
     keep = _labels_near(regions, click[0] - r0, click[1] - c0, radius)
     if keep.size == 0:
         return logits
-    take = (logits[0, 0] > 0) & changed if grow_anywhere else torch.zeros_like(changed)
+    take = new_fg & changed if grow_anywhere else torch.zeros_like(changed)
     take[r0:r1, c0:c1] |= torch.from_numpy(np.isin(regions, keep)).to(take.device)
     return torch.where(take, logits, previous)
 
