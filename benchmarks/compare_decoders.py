@@ -28,6 +28,13 @@ def main() -> None:
     parser.add_argument("--clicks", type=int, default=5)
     parser.add_argument("--seed", type=int, default=123)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--boundary-rule",
+        choices=("box", "boundary", "all"),
+        default=None,
+        help="decoder tokens with full attention (default: the model's own, 'box'; "
+        "the predictor runs 'all')",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     pool = FeaturePool.load(args.pool)
@@ -38,10 +45,13 @@ def main() -> None:
         for o in rng.permutation(pool.objects[v])[: args.per_view]
     ]
     sources = np.array([pool.sources[v] for v, _ in items])
-    print(f"{len(items)} objects from {len(pool)} held-out views, {args.clicks} clicks")
+    rule = args.boundary_rule or "model's own"
+    print(f"{len(items)} objects from {len(pool)} held-out views, {args.clicks} clicks, rule {rule}")
     for name in args.decoders:
         weights = None if name == "shipped" else name
         model = build_model("default", pretrained=True, decoder_weights=weights)
+        if args.boundary_rule is not None:
+            model.boundary_rule = args.boundary_rule
         curves = pool_click_curves(model, pool, items, args.clicks)
         summary = summarize_ious(curves, thresholds=(0.85, 0.9), clicks=(1, args.clicks))
         print(f"\n{name}")

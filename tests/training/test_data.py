@@ -92,6 +92,23 @@ def test_build_pool_and_batch(micro, tmp_path):
     )
 
 
+def test_sample_follows_source_weights(micro):
+    model = build_from_config(micro)
+    views = [synthetic_view(0, (48, 96)), _view("plantseg"), _view("bian")]
+    pool = build_pool(model, views, min_object_area=8)
+    rng = np.random.default_rng(0)
+    picks = pool.sample(rng, 200, {"plantseg": 3.0, "bian": 1.0})
+    sources = [pool.sources[i] for i, _ in picks]
+    assert "synthetic" not in sources  # a source left out is never drawn
+    assert 120 < sources.count("plantseg") < 180
+    with pytest.raises(ValueError, match="no weight"):
+        pool.sample(rng, 2, {"coco_mval": 1.0})
+    with pytest.raises(ValueError, match="must be >= 0"):
+        pool.sample(rng, 2, {"plantseg": -1.0, "bian": 1.0})
+    with pytest.raises(ValueError, match="must be >= 0"):
+        pool.sample(rng, 2, {"nuclei": 1.0})
+
+
 def test_build_pool_limit_and_deadline(micro):
     model = build_from_config(micro)
     views = [_view() for _ in range(5)]

@@ -37,6 +37,9 @@ class TrainConfig:
     )  # cached (image, augmentation) pairs per real set
     num_synthetic: int = 200  # synthetic microscopy images generated and cached
     synthetic_size: tuple[int, int] = (128, 1024)  # range of synthetic image sides (px)
+    source_weights: dict[str, float] | None = (
+        None  # how often each source is drawn; None: data.SOURCE_WEIGHTS
+    )
     val_fraction: float = 0.1  # share of real images (slices) held out for validation
     num_workers: int = 2  # processes for synthetic generation and image loading
     cache_dir: str | None = (

@@ -303,7 +303,18 @@ class FeaturePool:
         if not groups:
             raise ValueError("the feature pool holds no usable object")
         names = sorted(groups)
-        w = np.array([(weights or SOURCE_WEIGHTS).get(n, 0.1) for n in names], float)
+        if weights is None:
+            w = np.array([SOURCE_WEIGHTS.get(n, 0.1) for n in names], float)
+        else:
+            unknown = sorted(set(weights) - set(SOURCE_WEIGHTS))
+            if unknown or any(not v >= 0 for v in weights.values()):
+                raise ValueError(
+                    f"source weights must be >= 0 for sources in {sorted(SOURCE_WEIGHTS)}, "
+                    f"got {weights}"
+                )
+            w = np.array([weights.get(n, 0.0) for n in names], float)
+            if w.sum() <= 0:
+                raise ValueError(f"source weights {weights} give no weight to {names}")
         w = w / w.sum()
         picks = []
         for _ in range(batch_size):

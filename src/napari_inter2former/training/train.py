@@ -620,7 +620,7 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             rng = np.random.default_rng([c.seed, self.step])
-            picks = self.train_pool.sample(rng, c.batch_size)
+            picks = self.train_pool.sample(rng, c.batch_size, c.source_weights)
             image, emb, gt, valid = self.train_pool.batch(picks, self.device)
             others = (
                 self.train_pool.instance_labels(picks, "cpu") if c.prior_leak_prob > 0 else None
@@ -642,7 +642,7 @@ class Trainer:
                 self.amp = False
                 c.batch_size = max(1, c.batch_size // 2)
                 rng = np.random.default_rng([c.seed, self.step])
-                picks = self.train_pool.sample(rng, c.batch_size)
+                picks = self.train_pool.sample(rng, c.batch_size, c.source_weights)
                 image, emb, gt, valid = self.train_pool.batch(picks, self.device)
                 if others is not None:
                     others = self.train_pool.instance_labels(picks, "cpu")
