@@ -524,10 +524,11 @@ class Predictor(BasePredictor):
     merge_at_click : {'signed', 'all'} or None
         Keep earlier corrections: from the second click on (or the first, after a
         prior mask), the new prediction is taken only where it changed the mask in
-        a region reaching the click (:func:`merge_at_click`); with ``'signed'`` (the
-        default) a positive click also keeps whatever the new prediction adds
-        elsewhere, so a mask can still grow as a whole. None: take every new
-        prediction whole. Chosen on generated and training nuclei
+        a region reaching the click (:func:`merge_at_click`); with ``'signed'`` a
+        positive click also keeps whatever the new prediction adds elsewhere, so a
+        mask can still grow as a whole. None (default): take every new prediction
+        whole; with the decoder trained under the ``'all'`` attention rule (run 7)
+        the merge costs clicks on generated and training nuclei
         (``docs/evaluation.md``).
     boundary_rule : {'all', 'box', 'boundary'} or None
         Which decoder tokens get full attention and routed experts
@@ -546,7 +547,7 @@ class Predictor(BasePredictor):
         zoom_in: ZoomIn | None = None,
         keep_clicked_regions: bool = True,
         cut_at_negative_clicks: bool = True,
-        merge_at_click: str | None = "signed",
+        merge_at_click: str | None = None,
         boundary_rule: str | None = "all",
     ) -> None:
         super().__init__()

@@ -338,14 +338,16 @@ def test_precompute_encodes_every_plane(make_widget, qtbot):
 
 
 def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget, qtbot):
-    from napari_inter2former.predictor import ZoomIn
+    import inspect
+
+    from napari_inter2former.predictor import Predictor, ZoomIn
     from napari_inter2former.testing import FakePredictor
 
     class SettingsRecorder(FakePredictor):
         zoom_in = None
         keep_clicked_regions = True
         cut_at_negative_clicks = True
-        merge_at_click = "signed"
+        merge_at_click = None
         seen: list = []
 
         def _predict(self, click):
@@ -357,14 +359,19 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
     predictor = SettingsRecorder()
     image, _left, _right = discs_image()
     _viewer, widget = make_widget(image, predictor=predictor)
-    assert not widget.zoom_check.isChecked()
+    # each box starts as the predictor's default
+    defaults = inspect.signature(Predictor).parameters
+    assert widget.zoom_check.isChecked() == (defaults["zoom_in"].default is not None)
+    assert widget.regions_check.isChecked() == defaults["keep_clicked_regions"].default
+    assert widget.cut_check.isChecked() == defaults["cut_at_negative_clicks"].default
+    assert widget.merge_check.isChecked() == (defaults["merge_at_click"].default is not None)
     changes = [
         [],
         [(widget.zoom_check, True)],
         [(widget.zoom_check, False), (widget.regions_check, False)],
         [(widget.cut_check, False)],
-        [(widget.merge_check, False)],
         [(widget.merge_check, True)],
+        [(widget.merge_check, False)],
     ]
     for i, change in enumerate(changes):
         for box, checked in change:
@@ -372,10 +379,10 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
         widget.add_click_world([30 + i, 20 + i])
         wait_idle(qtbot, widget)
     assert predictor.seen == [
-        (None, True, True, "signed"),
-        (ZoomIn(), True, True, "signed"),
-        (None, False, True, "signed"),
-        (None, False, False, "signed"),
+        (None, True, True, None),
+        (ZoomIn(), True, True, None),
+        (None, False, True, None),
         (None, False, False, None),
         (None, False, False, "signed"),
+        (None, False, False, None),
     ]

@@ -148,6 +148,7 @@ class Inter2FormerWidget(QWidget):
             "click may also grow it elsewhere), so it cannot undo earlier corrections",
             "merge_at_click",
             values=("signed", None),
+            checked=False,
         )
         self.iou_spin = QDoubleSpinBox()
         self.iou_spin.setRange(0.0, 1.0)
@@ -566,15 +567,21 @@ class Inter2FormerWidget(QWidget):
         self.runner.predictor_settings["zoom_in"] = ZoomIn() if checked else None
 
     def _predictor_check(
-        self, text: str, tooltip: str, setting: str, values: tuple = (True, False)
+        self,
+        text: str,
+        tooltip: str,
+        setting: str,
+        values: tuple = (True, False),
+        checked: bool = True,
     ) -> QCheckBox:
-        """A check box (on by default) setting the predictor attribute ``setting``.
+        """A check box setting the predictor attribute ``setting``.
 
-        ``values``: what the attribute is set to when checked and unchecked.
+        ``values``: what the attribute is set to when checked and unchecked;
+        ``checked``: the box's start state, matching the predictor's default.
         """
         box = QCheckBox(text)
         box.setToolTip(tooltip)
-        box.setChecked(True)
+        box.setChecked(checked)
 
         def toggled(checked: bool) -> None:
             self.runner.predictor_settings[setting] = values[0] if checked else values[1]

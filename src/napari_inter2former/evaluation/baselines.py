@@ -26,6 +26,7 @@ DEFAULT_VARIANTS: dict[str, dict] = {
     "default-all-regions": {"keep_clicked_regions": False},
     "default-no-cut": {"cut_at_negative_clicks": False},
     "default-no-merge": {"merge_at_click": None},
+    "default-merge": {"merge_at_click": "signed"},
     "default-merge-all": {"merge_at_click": "all"},
     "default-box": {"boundary_rule": "box"},
 }
