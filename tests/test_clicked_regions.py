@@ -1,7 +1,8 @@
 """Predictor post-processing of the decoder's logits.
 
 ``keep_clicked_regions``: only predicted regions that hold a positive click stay.
-``cut_at_negative_clicks``: a negative click inside the mask removes its part of the mask.
+``cut_at_negative_clicks``: a negative click inside the mask removes its part of the mask
+(the whole region when no positive click is given and it lands near the region's middle).
 
 A stub model stands in for the network: its "logits" are positive on positive click discs
 and on possibly-foreground pixels (the prior mask, then the previous prediction).
@@ -122,7 +123,32 @@ def test_no_cut_unless_both_signs_are_inside_the_mask():
 
     assert cut_at_negative_clicks(logits, [(50, 40)], [(10, 10)], landscape) is logits
     assert cut_at_negative_clicks(logits, [(10, 10)], [(50, 80)], landscape) is logits
-    assert cut_at_negative_clicks(logits, [], [(50, 80)], landscape) is logits
+    assert cut_at_negative_clicks(logits, [], [(10, 10)], landscape) is logits
+
+
+def test_without_a_positive_click_a_central_negative_click_drops_its_region():
+    image, both = two_touching_nuclei()
+    blobs = both.copy()
+    blobs[100:120, 100:120] = True  # a separate region, not clicked
+    logits = torch.where(torch.from_numpy(blobs), 5.0, -5.0)[None, None]
+
+    def landscape():
+        raise AssertionError("dropping a whole region needs no watershed")
+
+    cut = cut_at_negative_clicks(logits, [], [(50, 58)], landscape)[0, 0].numpy()
+    assert (cut[30:70, 20:100] == OUTSIDE_LOGIT).all()
+    assert (cut[100:120, 100:120] > 0).all()
+
+
+def test_without_a_positive_click_an_off_centre_negative_click_cuts_its_part():
+    image = np.zeros((128, 128), np.uint8)
+    image[45:65, 10:50] = 90  # a thin dim appendix ...
+    image[20:100, 50:110] = 200  # ... of a large bright square: the region's middle
+    region = image > 0
+    logits = torch.where(torch.from_numpy(region), 5.0, -5.0)[None, None]
+    cut = cut_at_negative_clicks(logits, [], [(55, 20)], edge_landscape(image, 1.0))[0, 0].numpy()
+    assert (cut[45:65, 10:48] == OUTSIDE_LOGIT).all()  # the clicked appendix goes
+    assert (cut[22:98, 52:108] > 0).all()  # the middle of the region stays
 
 
 class NegativeBlindModel(StubModel):
@@ -152,3 +178,13 @@ def test_a_negative_click_on_a_leak_removes_the_neighbour_and_undo_restores_it()
     assert not predictor.add_click(52, 40)[30:70, 62:100].any()
     assert not predictor.undo_click()[30:70, 62:100].any()
     assert predictor.undo_click()[30:70, 62:100].all()
+
+
+def test_a_negative_click_in_the_middle_of_a_propagated_mask_removes_it():
+    image, both = two_touching_nuclei()
+    predictor = Predictor(NegativeBlindModel())
+    predictor.set_image(image)
+    predictor.set_prior_mask(both)  # e.g. leaked onto this plane by propagation
+    assert not predictor.add_click(50, 60, positive=False).any()
+    # a positive click afterwards starts from the emptied mask
+    assert not predictor.add_click(50, 40)[30:70, 62:100].any()

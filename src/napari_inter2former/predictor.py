@@ -22,6 +22,7 @@ from .constants import CLICK_RADIUS, OUTSIDE_LOGIT
 from .transforms import InputGeometry, to_rgb_uint8
 
 MERGE_RULES = ("signed", "all")
+CENTRE_DEPTH = 0.5  # share of a region's greatest depth: a negative click there drops it all
 EDGE_SIGMA = 1.0  # image pixels: blur of the edge map the negative-click cut follows
 
 __all__ = [
@@ -399,13 +400,26 @@ def cut_at_negative_clicks(
     Returns
     -------
     Tensor of shape (1, 1, T, T)
-        ``logits`` itself unless a negative and a positive click both lie in the
-        foreground.
+        ``logits`` itself unless a negative click lies in the foreground and a
+        positive one does too, or there is no positive click at all.
+
+    Notes
+    -----
+    With no positive click (a mask that came as a prior: propagated from the
+    next plane, or loaded), each foreground region a negative click falls in
+    stands in for the missing positive click with its deepest pixel: a click
+    near the middle of the region (at least ``CENTRE_DEPTH`` of the region's
+    greatest depth) drops the whole region - the mask is wrong there - and
+    a click off the middle cuts its part away from the middle as above.
     """
     from skimage.segmentation import watershed
 
     fg, box = _foreground(logits)
     neg = [(r, c) for r, c in negative if fg[r, c]]
+    if neg and not positive:
+        logits, positive, negative = _stand_in_for_positive(logits, fg, box, neg)
+        fg, box = _foreground(logits)
+        neg = [(r, c) for r, c in negative if fg[r, c]]
     pos = [(r, c) for r, c in positive if fg[r, c]]
     if not neg or not pos:
         return logits
@@ -420,6 +434,34 @@ def cut_at_negative_clicks(
     scale = np.percentile(crop[inside], 99) or 1.0
     flooded = watershed(crop / scale, markers, mask=inside, compactness=compactness)
     return _set_outside(logits, box, flooded == 2)
+
+
+def _stand_in_for_positive(logits, fg, box, negative):
+    """Drop the foreground regions clicked near their middle; the deepest pixel of the others.
+
+    Returns the logits, the stand-in positive clicks and the negative clicks left
+    (grid coordinates), for :func:`cut_at_negative_clicks`.
+    """
+    from scipy import ndimage as ndi
+
+    r0, r1, c0, c1 = box
+    regions, _ = ndi.label(fg[r0:r1, c0:c1], structure=np.ones((3, 3)))
+    depth = ndi.distance_transform_edt(np.pad(regions > 0, 1))[1:-1, 1:-1]
+    drop = np.zeros(regions.shape, dtype=bool)
+    stand_ins, left = [], []
+    for label in sorted({int(regions[r - r0, c - c0]) for r, c in negative}):
+        region = regions == label
+        clicks = [(r, c) for r, c in negative if regions[r - r0, c - c0] == label]
+        region_depth = np.where(region, depth, 0.0)
+        deepest = np.unravel_index(int(np.argmax(region_depth)), region.shape)
+        if max(region_depth[r - r0, c - c0] for r, c in clicks) >= CENTRE_DEPTH * region_depth[deepest]:
+            drop |= region
+        else:
+            stand_ins.append((int(deepest[0]) + r0, int(deepest[1]) + c0))
+            left += clicks
+    if drop.any():
+        logits = _set_outside(logits, box, drop)
+    return logits, stand_ins, left
 
 
 def merge_at_click(
