@@ -4,10 +4,12 @@ import pytest
 from napari_inter2former.predictor import BasePredictor
 from napari_inter2former.testing import FakePredictor
 from napari_inter2former.volume import (
+    MIN_START_CONTRAST,
     affected_planes,
     fill_between,
     propagate,
     segment_from_anchors,
+    strongest_contrast,
 )
 
 SHAPE = (10, 32, 32)
@@ -175,6 +177,25 @@ def test_segment_from_anchors_and_affected_planes():
     assert affected_planes([2, 5, 8], 2, 10) == range(0, 5)
     assert affected_planes([2, 5, 8], 8, 10) == range(6, 10)
     assert affected_planes([5], 5, 10) == range(0, 10)
+
+
+def test_a_dim_anchor_keeps_the_object_contrast_of_the_others():
+    """An anchor on a faint plane past the object's end (contrast under MIN_START_CONTRAST
+    on its own) is measured against the strongest anchor's contrast: it does not leak on."""
+    volume, obj = cylinder_volume()
+    volume[8:10][:, disc(5)] = 30  # a faint halo above the object (background 20-25)
+    halo = disc(5)
+    copy = ShiftPredictor(shift=0)  # follows its prior mask anywhere, like a leak
+    steps, reason = run(propagate(copy, volume, 8, halo, direction=+1))
+    assert [p for p, _ in steps] == [9]  # alone, the faint start switches the rules off
+    steps, reason = run(propagate(copy, volume, 8, halo, direction=+1,
+                                  reference_contrast=strongest_contrast(volume, {4: obj[4]})))
+    assert steps == [] and reason == "vanished"
+    steps = list(segment_from_anchors(copy, volume, {4: obj[4], 8: halo}, around=8))
+    assert sorted(p for p, _ in steps) == [5, 6, 7]
+    strong = strongest_contrast(volume, {4: obj[4]})
+    assert strong > 100 and abs(strongest_contrast(volume, {8: halo})) < MIN_START_CONTRAST
+    assert strongest_contrast(volume, {4: obj[4], 8: halo, 0: np.zeros(SHAPE[1:], bool)}) == strong
 
 
 def test_bad_inputs():

@@ -37,7 +37,11 @@ is at least ``min_contrast_ratio * c0`` above the local background, so a click
 never seeds the model on blur. Both rules work for dark objects too (the
 signs cancel) and switch off when ``|c0|`` is under ``MIN_START_CONTRAST``
 grey levels (objects not defined by intensity, e.g. cells in a membrane
-stain), leaving the overlap and growth rules. The default ratio 0.4 was read
+stain), leaving the overlap and growth rules. With several annotated planes
+(:func:`fill_between`, :func:`segment_from_anchors`) ``c0`` is the strongest
+of the anchors' contrasts: an anchor on a faint end plane (a negative click
+just past the object) would on its own switch the rules off and let the
+mask run through the rest of the stack. The default ratio 0.4 was read
 off the training volume ``train/plantseg/nuclei_1135`` (never the evaluation
 sets): the contrast of a nucleus falls to 0.2-0.5 of its largest slice's on
 its last one or two planes, and the halo beyond measures 0.0-0.45, so 0.4
@@ -68,6 +72,7 @@ __all__ = [
     "fill_between",
     "segment_from_anchors",
     "affected_planes",
+    "strongest_contrast",
     "MIN_START_CONTRAST",
 ]
 
@@ -164,6 +169,7 @@ def propagate(
     min_area: int = 16,
     max_growth: float = 1.5,
     min_contrast_ratio: float = 0.4,
+    reference_contrast: float | None = None,
     **image_kwargs,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Carry a mask from ``start_plane`` to the next planes, one at a time.
@@ -182,6 +188,11 @@ def propagate(
         Last plane to segment (inclusive); default: the end of the volume.
     iou_threshold, min_area, max_growth, min_contrast_ratio
         Stop rules, see the module notes.
+    reference_contrast : float, optional
+        The object's contrast the intensity rules compare with (``c0``); default:
+        measured on ``start_plane`` under ``start_mask``. :func:`fill_between` and
+        :func:`segment_from_anchors` pass the strongest of their anchors', so that
+        a start on a dim end plane of the object does not switch the rules off.
     **image_kwargs
         ``channel_axis``, ``contrast_limits``, passed on to ``set_image``.
 
@@ -214,18 +225,19 @@ def propagate(
         raise ValueError(f"max_growth must be above 1, got {max_growth}")
     return _propagate(
         predictor, volume, start_plane, prev, direction, stop_plane, iou_threshold,
-        min_area, max_growth, min_contrast_ratio, kwargs,
+        min_area, max_growth, min_contrast_ratio, reference_contrast, kwargs,
     )
 
 
 def _propagate(
     predictor, volume, start_plane, prev, direction, stop_plane, iou_threshold,
-    min_area, max_growth, ratio, kwargs,
+    min_area, max_growth, ratio, c0, kwargs,
 ):
     """The generator behind :func:`propagate` (arguments already checked)."""
     if prev.sum() < min_area:
         return "vanished"
-    c0 = _contrast(_grey(_plane_rgb(volume, start_plane, kwargs)), prev)
+    if c0 is None:
+        c0 = _contrast(_grey(_plane_rgb(volume, start_plane, kwargs)), prev)
     if c0 is not None and abs(c0) < MIN_START_CONTRAST:
         c0 = None
     last = volume.shape[0] - 1 if direction > 0 else 0
@@ -258,6 +270,33 @@ def _propagate(
         yield plane, mask
         prev = mask
     return "stop_plane" if stop_plane is not None else "end"
+
+
+def strongest_contrast(volume, anchors: dict[int, np.ndarray], **image_kwargs) -> float | None:
+    """The anchor masks' contrast (see the module notes) of largest magnitude.
+
+    Parameters
+    ----------
+    volume : ndarray of shape (Z, Y, X), or (Z, Y, X, C) with ``channel_axis``
+    anchors : dict of int -> ndarray of bool, shape (Y, X)
+        Plane index -> mask; empty masks are passed over.
+
+    Returns
+    -------
+    float or None
+        None when no anchor has a measurable contrast.
+    """
+    volume = _check_volume(volume, image_kwargs.get("channel_axis"))
+    kwargs = _image_kwargs(volume, image_kwargs)
+    best = None
+    for plane, mask in anchors.items():
+        mask = np.asarray(mask, dtype=bool)
+        if not mask.any():
+            continue
+        contrast = _contrast(_grey(_plane_rgb(volume, plane, kwargs)), mask)
+        if contrast is not None and (best is None or abs(contrast) > abs(best)):
+            best = contrast
+    return best
 
 
 def fill_between(
@@ -295,6 +334,11 @@ def fill_between(
     if abs(plane_b - plane_a) < 2:
         _check_volume(volume, kwargs.get("channel_axis"))
         return iter(())
+    if kwargs.get("reference_contrast") is None:
+        image_kwargs = {k: kwargs[k] for k in ("channel_axis", "contrast_limits") if k in kwargs}
+        kwargs["reference_contrast"] = strongest_contrast(
+            volume, {plane_a: mask_a, plane_b: mask_b}, **image_kwargs
+        )
     gen_a = propagate(predictor, volume, plane_a, mask_a, direction=step,
                       stop_plane=plane_b - step, **kwargs)
     gen_b = propagate(predictor, volume, plane_b, mask_b, direction=-step,
@@ -372,6 +416,9 @@ def segment_from_anchors(
     if around is not None and around not in anchors:
         raise ValueError(f"around={around} is not an anchor plane")
     kwargs = _image_kwargs(volume, kwargs)
+    if kwargs.get("reference_contrast") is None:
+        image_kwargs = {k: kwargs[k] for k in ("channel_axis", "contrast_limits") if k in kwargs}
+        kwargs["reference_contrast"] = strongest_contrast(volume, anchors, **image_kwargs)
     gaps: list[tuple[int | None, int | None]] = [(None, planes[0])]
     gaps += list(zip(planes[:-1], planes[1:]))
     gaps.append((planes[-1], None))
