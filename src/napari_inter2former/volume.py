@@ -299,6 +299,14 @@ def strongest_contrast(volume, anchors: dict[int, np.ndarray], **image_kwargs) -
     return best
 
 
+def _with_reference_contrast(volume, anchors, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` with ``reference_contrast`` set to the anchors' strongest, unless given."""
+    if kwargs.get("reference_contrast") is not None:
+        return kwargs
+    image_kwargs = {k: kwargs[k] for k in ("channel_axis", "contrast_limits") if k in kwargs}
+    return {**kwargs, "reference_contrast": strongest_contrast(volume, anchors, **image_kwargs)}
+
+
 def fill_between(
     predictor,
     volume: np.ndarray,
@@ -334,11 +342,7 @@ def fill_between(
     if abs(plane_b - plane_a) < 2:
         _check_volume(volume, kwargs.get("channel_axis"))
         return iter(())
-    if kwargs.get("reference_contrast") is None:
-        image_kwargs = {k: kwargs[k] for k in ("channel_axis", "contrast_limits") if k in kwargs}
-        kwargs["reference_contrast"] = strongest_contrast(
-            volume, {plane_a: mask_a, plane_b: mask_b}, **image_kwargs
-        )
+    kwargs = _with_reference_contrast(volume, {plane_a: mask_a, plane_b: mask_b}, kwargs)
     gen_a = propagate(predictor, volume, plane_a, mask_a, direction=step,
                       stop_plane=plane_b - step, **kwargs)
     gen_b = propagate(predictor, volume, plane_b, mask_b, direction=-step,
@@ -416,9 +420,7 @@ def segment_from_anchors(
     if around is not None and around not in anchors:
         raise ValueError(f"around={around} is not an anchor plane")
     kwargs = _image_kwargs(volume, kwargs)
-    if kwargs.get("reference_contrast") is None:
-        image_kwargs = {k: kwargs[k] for k in ("channel_axis", "contrast_limits") if k in kwargs}
-        kwargs["reference_contrast"] = strongest_contrast(volume, anchors, **image_kwargs)
+    kwargs = _with_reference_contrast(volume, anchors, kwargs)
     gaps: list[tuple[int | None, int | None]] = [(None, planes[0])]
     gaps += list(zip(planes[:-1], planes[1:]))
     gaps.append((planes[-1], None))
