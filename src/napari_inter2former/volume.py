@@ -339,9 +339,10 @@ def fill_between(
     if plane_a == plane_b:
         raise ValueError(f"plane_a and plane_b must differ, got {plane_a} twice")
     step = 1 if plane_b > plane_a else -1
+    volume = _check_volume(volume, kwargs.get("channel_axis"))
     if abs(plane_b - plane_a) < 2:
-        _check_volume(volume, kwargs.get("channel_axis"))
         return iter(())
+    kwargs = _image_kwargs(volume, kwargs)  # contrast limits once, not once per end
     kwargs = _with_reference_contrast(volume, {plane_a: mask_a, plane_b: mask_b}, kwargs)
     gen_a = propagate(predictor, volume, plane_a, mask_a, direction=step,
                       stop_plane=plane_b - step, **kwargs)
