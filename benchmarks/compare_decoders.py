@@ -35,6 +35,13 @@ def main() -> None:
         help="decoder tokens with full attention (default: the model's own, 'box'; "
         "the predictor runs 'all')",
     )
+    parser.add_argument(
+        "--dlu-rule",
+        choices=("threshold", "clicked"),
+        default="threshold",
+        help="DLU's box: every token the localiser picks, or only its groups holding a "
+        "positive click",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     pool = FeaturePool.load(args.pool)
@@ -46,13 +53,16 @@ def main() -> None:
     ]
     sources = np.array([pool.sources[v] for v, _ in items])
     rule = args.boundary_rule or "model's own"
-    print(f"{len(items)} objects from {len(pool)} held-out views, {args.clicks} clicks, rule {rule}")
+    print(
+        f"{len(items)} objects from {len(pool)} held-out views, {args.clicks} clicks, "
+        f"rule {rule}, DLU {args.dlu_rule}"
+    )
     for name in args.decoders:
         weights = None if name == "shipped" else name
         model = build_model("default", pretrained=True, decoder_weights=weights)
         if args.boundary_rule is not None:
             model.boundary_rule = args.boundary_rule
-        curves = pool_click_curves(model, pool, items, args.clicks)
+        curves = pool_click_curves(model, pool, items, args.clicks, dlu_rule=args.dlu_rule)
         summary = summarize_ious(curves, thresholds=(0.85, 0.9), clicks=(1, args.clicks))
         print(f"\n{name}")
         print("  mIoU by click:", " ".join(f"{x:.3f}" for x in curves.mean(0)))

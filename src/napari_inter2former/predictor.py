@@ -578,6 +578,14 @@ class Predictor(BasePredictor):
         the model's own ``boundary_rule``. Default ``'all'``: with the shipped
         decoder the BSQ shortcut of the other rules keeps a mask from growing on
         later clicks (``docs/evaluation.md``).
+    dlu_rule : {'threshold', 'clicked'}
+        Where the decoder's local upsampling runs (:meth:`Inter2Former.decode`):
+        the box of every token its localiser picks (``'threshold'``), or only of
+        the groups of those tokens that hold a positive click (``'clicked'``), which
+        on an image of many similar nuclei is a small part of it: about 2.4 times
+        faster per click there, but with the shipped decoder (trained with the
+        first rule) it costs clicks on generated nuclei (``docs/evaluation.md``,
+        session 9). Default ``'threshold'``.
     """
 
     def __init__(
@@ -591,6 +599,7 @@ class Predictor(BasePredictor):
         cut_at_negative_clicks: bool = True,
         merge_at_click: str | None = None,
         boundary_rule: str | None = "all",
+        dlu_rule: str = "threshold",
     ) -> None:
         super().__init__()
         import torch
@@ -604,6 +613,11 @@ class Predictor(BasePredictor):
             raise ValueError(f"merge_at_click must be one of {MERGE_RULES} or None, got {merge_at_click!r}")
         self.merge_at_click = merge_at_click
         self.boundary_rule = boundary_rule
+        from .model.inter2former import DLU_RULES
+
+        if dlu_rule not in DLU_RULES:
+            raise ValueError(f"dlu_rule must be one of {DLU_RULES}, got {dlu_rule!r}")
+        self.dlu_rule = dlu_rule
         self._landscape = None
         self.cache = _FeatureCache(cache_size)
         self.zoom_in = zoom_in
@@ -706,7 +720,9 @@ class Predictor(BasePredictor):
         row, col = self._to_view_grid(click)
         ref = paint_clicks(self._ref.clone(), [(row, col, click.positive)])
         with torch.inference_mode():
-            logits = self.model.decode(self._features, ref, boundary_rule=self.boundary_rule)
+            logits = self.model.decode(
+                self._features, ref, boundary_rule=self.boundary_rule, dlu_rule=self.dlu_rule
+            )
         clicks = self._clicks if clicks is None else clicks
         seeds = [self._to_view_grid(c) for c in clicks if c.positive and self._in_view(c)]
         if self.cut_at_negative_clicks:

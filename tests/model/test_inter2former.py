@@ -4,6 +4,7 @@ import torch
 
 from napari_inter2former.constants import OUTSIDE_LOGIT
 from napari_inter2former.model import ImageFeatures, build_model
+from napari_inter2former.model.inter2former import click_tokens
 from napari_inter2former.model.build import decoder_state_dict
 from napari_inter2former.reference_map import new_reference_map, paint_clicks
 from napari_inter2former.transforms import InputGeometry
@@ -61,6 +62,45 @@ def test_decode_eval_path(tiny, features):
     _, info2 = tiny.decode(features, ref2, boundary_rule="boundary", return_info=True)
     # disc rows 55..65, cols 65..75; 7x7 windows flag rows 52..68, cols 62..78: 2 x 2 tokens
     assert int(info2["boundary"].sum()) == 4
+
+
+def test_click_tokens():
+    ref = paint_clicks(new_reference_map(64, 64), [(20, 33, True), (50, 5, False)], radius=2)
+    tokens = click_tokens(ref[0, 0])
+    assert tokens.shape == (4, 4)
+    assert torch.nonzero(tokens).tolist() == [[1, 1], [1, 2]]  # cols 31..35 span two tokens
+
+
+class _FixedCoarse(torch.nn.Module):
+    """A localiser that scores two separate groups of tokens above the threshold."""
+
+    def forward(self, g):
+        coarse = torch.full((1, 1) + tuple(g.shape[2:]), -10.0)
+        coarse[..., 3:5, 4] = 1.0  # holds the click at pixel (60, 70): token (3, 4)
+        coarse[..., 10:13, 10:13] = 1.0  # another object
+        return coarse
+
+
+def test_clicked_dlu_rule_upsamples_only_the_clicked_group(tiny, features):
+    ref = paint_clicks(new_reference_map(256, 256), [(60, 70, True)])
+    localiser = tiny.upsampler.localiser
+    tiny.upsampler.localiser = _FixedCoarse()
+    try:
+        _, info = tiny.decode(features, ref, return_info=True)
+        local, info_local = tiny.decode(features, ref, dlu_rule="clicked", return_info=True)
+        negative_only = paint_clicks(new_reference_map(256, 256), [(60, 70, False)])
+        _, info_neg = tiny.decode(features, negative_only, dlu_rule="clicked", return_info=True)
+    finally:
+        tiny.upsampler.localiser = localiser
+    assert info["dlu_box"] == (3, 13, 4, 13)
+    assert info_local["dlu_box"] == (2, 6, 3, 6)  # the clicked group grown by one token
+    outside = torch.ones(256, 256, dtype=torch.bool)
+    outside[32:96, 48:96] = False
+    assert bool((local[0, 0][outside] == OUTSIDE_LOGIT).all())
+    assert bool((local[0, 0][~outside] > OUTSIDE_LOGIT).all())
+    assert info_neg["dlu_box"] == info["dlu_box"]  # no positive click: the threshold box
+    with pytest.raises(ValueError, match="dlu_rule"):
+        tiny.decode(features, ref, dlu_rule="nearby")
 
 
 def test_boundary_rule_attribute(tiny, features):
@@ -160,6 +200,22 @@ def test_forward_local_matches_decode_inside_its_box(tiny, features):
     assert out["coarse_logits"].shape == (2, 1, 16, 16)
 
 
+def test_forward_local_follows_the_clicked_dlu_rule(tiny, features):
+    ref = paint_clicks(new_reference_map(256, 256), [(60, 70, True)])
+    localiser = tiny.upsampler.localiser
+    tiny.upsampler.localiser = _FixedCoarse()
+    try:
+        with torch.no_grad():
+            logits, info = tiny.decode(features, ref, dlu_rule="clicked", return_info=True)
+            out = tiny.forward_local(features, ref, [None], margin=0, dlu_rule="clicked")
+            widened = tiny.forward_local(features, ref, [(7, 8, 1, 2)], margin=0, dlu_rule="clicked")
+    finally:
+        tiny.upsampler.localiser = localiser
+    assert out["boxes"][0] == info["dlu_box"] == (2, 6, 3, 6)
+    torch.testing.assert_close(out["crops"][0], logits[:, :, 32:96, 48:96], atol=1e-4, rtol=1e-4)
+    assert widened["boxes"][0] == (2, 8, 1, 6)  # joined with the target box
+
+
 def test_forward_local_gradients(tiny, features):
     ref = torch.ones(1, 1, 256, 256, dtype=torch.uint8)
     paint_clicks(ref, [(60, 70, True)])
@@ -206,3 +262,17 @@ def test_predictor_smoke(tiny):
     mask2 = predictor.add_click(10, 10, positive=False)
     assert mask2.shape == (90, 120)
     assert predictor.undo_click().shape == (90, 120)
+
+
+def test_predictor_passes_its_dlu_rule_to_the_decoder(tiny, monkeypatch):
+    from napari_inter2former.predictor import Predictor
+
+    with pytest.raises(ValueError, match="dlu_rule"):
+        Predictor(tiny, dlu_rule="nearby")
+    seen = []
+    decode = tiny.decode
+    monkeypatch.setattr(tiny, "decode", lambda *a, **k: seen.append(k["dlu_rule"]) or decode(*a, **k))
+    predictor = Predictor(tiny, dlu_rule="clicked")
+    predictor.set_image(np.random.RandomState(1).randint(0, 256, (90, 120)).astype(np.uint8))
+    assert predictor.add_click(40, 60).shape == (90, 120)
+    assert seen == ["clicked"]

@@ -35,6 +35,25 @@ def test_roi():
     assert up.roi(torch.full((10, 12), -3.0)) == (0, 10, 0, 12)  # none above -2: all
 
 
+def test_roi_of_the_clicked_groups():
+    up = DynamicLocalUpsampling(64)
+    coarse = torch.full((10, 12), -5.0)
+    coarse[2:4, 3:5] = 0.0  # the clicked nucleus
+    coarse[4, 5] = 0.0  # touches it diagonally: the same group
+    coarse[7:9, 9:11] = 0.0  # another nucleus
+    seeds = torch.zeros(10, 12, dtype=torch.bool)
+    seeds[3, 3] = True
+    assert up.roi(coarse, seeds) == (1, 6, 2, 7)  # (2, 5, 3, 6) grown by one token
+    seeds[8, 10] = True  # a positive click on the other nucleus too
+    assert up.roi(coarse, seeds) == (1, 10, 2, 12)
+    off = torch.zeros(10, 12, dtype=torch.bool)
+    off[0, 11] = True  # a click the localiser missed: the whole threshold box
+    assert up.roi(coarse, off) == up.roi(coarse) == (2, 9, 3, 11)
+    edge = torch.zeros(10, 12, dtype=torch.bool)
+    edge[8, 10] = True
+    assert up.roi(coarse, edge) == (6, 10, 8, 12)  # clipped at the grid
+
+
 def test_crop_equals_full_with_the_same_normalisation():
     """With GroupNorm statistics taken from the crop, crop and full runs agree except
     within 4 tokens of a crop side inside the image (bicubic taps and 3x3 convs grow
@@ -64,7 +83,7 @@ def test_forward_pastes_crop_into_outside_canvas():
     up = DynamicLocalUpsampling(64).eval()
     g, edges = _inputs(up, 8, seed=1)
     box = (2, 5, 3, 7)
-    up.roi = lambda coarse: box  # force the localiser's box
+    up.roi = lambda coarse, seeds=None: box  # force the localiser's box
     with torch.no_grad():
         out, used = up(g, edges)
         local, _ = up.upsample(g[:, :, 2:5, 3:7], _crop_edges(edges, box))

@@ -114,6 +114,11 @@ def test_local_step_with_frozen_edges(micro):
         num_rounds=2, edges=edges, local=True,
     )  # fmt: skip
     assert stats["rounds"] == 2 and np.isfinite(stats["loss"])
+    stats = train_step(
+        model, opt, image, emb, gt, valid, np.random.default_rng(1),
+        num_rounds=2, edges=edges, local=True, dlu_rule="clicked",
+    )  # fmt: skip
+    assert stats["rounds"] == 2 and np.isfinite(stats["loss"])
 
 
 def test_micro_batches_accumulate_the_same_update(micro):

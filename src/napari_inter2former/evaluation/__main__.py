@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--model", action="append", required=True,
         help="default | default-zoom | default-all-regions | default-no-cut | default-box | "
+        "default-dlu-clicked | default-dlu-threshold | "
         "mobilesam | random-walker | fake | PATH to decoder weights; repeatable",
     )
     parser.add_argument("--max-clicks", type=int, default=20)

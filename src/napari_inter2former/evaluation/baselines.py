@@ -29,6 +29,8 @@ DEFAULT_VARIANTS: dict[str, dict] = {
     "default-merge": {"merge_at_click": "signed"},
     "default-merge-all": {"merge_at_click": "all"},
     "default-box": {"boundary_rule": "box"},
+    "default-dlu-clicked": {"dlu_rule": "clicked"},
+    "default-dlu-threshold": {"dlu_rule": "threshold"},
 }
 MODEL_NAMES = (*DEFAULT_VARIANTS, "mobilesam", "random-walker", "fake")
 
@@ -121,7 +123,10 @@ def load_predictor(spec: str, *, threads: int | None = 2) -> BasePredictor:
         ``default-no-cut`` (the same without the cut at negative clicks:
         ``cut_at_negative_clicks=False``), ``default-box`` (the same with the
         decoder's DPE-box rule instead of full attention for every token:
-        ``boundary_rule='box'``, the predictor before session 5), ``mobilesam``,
+        ``boundary_rule='box'``, the predictor before session 5),
+        ``default-dlu-clicked`` / ``default-dlu-threshold`` (local upsampling of the
+        localiser's token groups that hold a positive click / of all its tokens:
+        ``dlu_rule``), ``mobilesam``,
         ``random-walker``, ``fake`` (:class:`~napari_inter2former.testing.FakePredictor`),
         or the path of an Inter2Former decoder weight file.
     threads : int, optional

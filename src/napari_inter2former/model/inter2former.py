@@ -16,13 +16,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..constants import PIXEL_MEAN, PIXEL_STD, TOKEN_STRIDE
+from ..constants import DEFINITELY_FOREGROUND, PIXEL_MEAN, PIXEL_STD, TOKEN_STRIDE
 from .decoder import Inter2FormerDecoder
 from .edge_net import EdgeNet
 from .hybrid_attention import BOUNDARY_RULES
 from .upsampling import DynamicLocalUpsampling
 
-__all__ = ["ImageFeatures", "Inter2Former"]
+__all__ = ["DLU_RULES", "ImageFeatures", "Inter2Former", "click_tokens"]
+
+DLU_RULES = ("threshold", "clicked")
 
 
 @dataclass
@@ -193,6 +195,7 @@ class Inter2Former(nn.Module):
         *,
         boundary_rule: str | None = None,
         dense: bool = False,
+        dlu_rule: str = "threshold",
         return_info: bool = False,
     ):
         """Per-click eval path for ONE image (batch size 1).
@@ -206,6 +209,11 @@ class Inter2Former(nn.Module):
         dense : bool
             Reference variant without the dynamic savings: whole-image DPE, full
             attention + routed experts for every token, whole-image upsampling.
+        dlu_rule : {'threshold', 'clicked'}
+            DLU upsamples the box of every token its localiser scores above the
+            threshold (``'threshold'``, the paper's rule), or only of the groups of
+            such tokens that hold a positive click (``'clicked'``: on an image of many
+            similar nuclei the first rule's box is most of the image).
         return_info : bool
             Also return a dict with the DPE box, the boundary tokens and the DLU box.
 
@@ -219,9 +227,12 @@ class Inter2Former(nn.Module):
             raise ValueError(
                 f"decode takes one image (batch size 1), got {ref.shape[0]}"
             )
+        if dlu_rule not in DLU_RULES:
+            raise ValueError(f"dlu_rule must be one of {DLU_RULES}, got {dlu_rule!r}")
         rule = self.boundary_rule if boundary_rule is None else boundary_rule
         g, info = self.decoder(feats.embedding, ref, rule, dense=dense)
-        logits, info["dlu_box"] = self.upsampler(g, feats.edges, dense=dense)
+        seeds = click_tokens(ref[0, 0]) if dlu_rule == "clicked" else None
+        logits, info["dlu_box"] = self.upsampler(g, feats.edges, dense=dense, seeds=seeds)
         return (logits, info) if return_info else logits
 
     def forward_train(
@@ -258,6 +269,7 @@ class Inter2Former(nn.Module):
         *,
         margin: int = 1,
         boundary_rule: str | None = None,
+        dlu_rule: str = "threshold",
     ) -> dict:
         """Differentiable path that upsamples only where inference would, per image.
 
@@ -277,6 +289,8 @@ class Inter2Former(nn.Module):
             Boxes the crop must cover (e.g. the ground truth's).
         margin : int
             Tokens added on every side of the crop.
+        dlu_rule : {'threshold', 'clicked'}
+            The localiser's box rule, as in :meth:`decode`.
 
         Returns
         -------
@@ -294,7 +308,8 @@ class Inter2Former(nn.Module):
         _, _, gh, gw = g.shape
         crops, boxes = [], []
         for i, target in enumerate(targets):
-            r0, r1, c0, c1 = self.upsampler.roi(coarse[i, 0].detach())
+            seeds = click_tokens(ref[i, 0]) if dlu_rule == "clicked" else None
+            r0, r1, c0, c1 = self.upsampler.roi(coarse[i, 0].detach(), seeds)
             if target is not None:
                 r0, r1 = min(r0, target[0]), max(r1, target[1])
                 c0, c1 = min(c0, target[2]), max(c1, target[3])
@@ -319,3 +334,11 @@ class Inter2Former(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """Same as :meth:`forward_train`."""
         return self.forward_train(feats, ref)
+
+
+def click_tokens(ref: torch.Tensor) -> torch.Tensor:
+    """(T, T) reference map -> (T/16, T/16) bool: the tokens a positive click disc touches."""
+    t = ref.shape[-1] // TOKEN_STRIDE
+    inside = ref == DEFINITELY_FOREGROUND
+    return inside.reshape(t, TOKEN_STRIDE, t, TOKEN_STRIDE).any(3).any(1)
+

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from itertools import pairwise
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -123,13 +124,31 @@ class DynamicLocalUpsampling(nn.Module):
             used.append(st)
         return x, used
 
-    def roi(self, coarse: torch.Tensor) -> tuple[int, int, int, int]:
-        """Token box (r0, r1, c0, c1) of coarse logits (H', W') above the threshold; all if none."""
-        box = mask_bbox(coarse > self.threshold)
+    def roi(
+        self, coarse: torch.Tensor, seeds: torch.Tensor | None = None
+    ) -> tuple[int, int, int, int]:
+        """Token box (r0, r1, c0, c1) of coarse logits (H', W') above the threshold; all if none.
+
+        With ``seeds`` (bool, (H', W'): the tokens of the positive clicks) the box covers
+        only the 8-connected groups of above-threshold tokens that hold a seed, grown by
+        one token; without such a group it is the usual box.
+        """
+        above = coarse > self.threshold
+        if seeds is not None:
+            box = mask_bbox(_groups_at(above, seeds))
+            if box is not None:
+                r0, r1, c0, c1 = box
+                return (max(r0 - 1, 0), min(r1 + 1, coarse.shape[0]),
+                        max(c0 - 1, 0), min(c1 + 1, coarse.shape[1]))  # fmt: skip
+        box = mask_bbox(above)
         return (0, coarse.shape[0], 0, coarse.shape[1]) if box is None else box
 
     def forward(
-        self, g: torch.Tensor, edges: tuple[torch.Tensor, ...], dense: bool = False
+        self,
+        g: torch.Tensor,
+        edges: tuple[torch.Tensor, ...],
+        dense: bool = False,
+        seeds: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
         """Eval path for one image.
 
@@ -139,6 +158,9 @@ class DynamicLocalUpsampling(nn.Module):
         edges : 4 tensors, coarsest first, (1, C_j, 2^(j+1) H', 2^(j+1) W')
         dense : bool
             Upsample the whole image (reference variant).
+        seeds : Tensor of bool, shape (H', W'), optional
+            Tokens of the positive clicks: upsample only the localiser's token groups
+            that hold one (:meth:`roi`).
 
         Returns
         -------
@@ -149,7 +171,7 @@ class DynamicLocalUpsampling(nn.Module):
         if dense:
             box = (0, gh, 0, gw)
         else:
-            box = self.roi(self.localiser(g)[0, 0])
+            box = self.roi(self.localiser(g)[0, 0], seeds)
         if box == (0, gh, 0, gw):
             return self.upsample(g, edges)[0], box
         local = self.upsample_box(g, edges, box)
@@ -204,3 +226,13 @@ class DynamicLocalUpsampling(nn.Module):
         coarse_logits : Tensor of shape (B, 1, H', W') (localiser on detached g)
         """
         return self.upsample(g, edges)[0], self.localiser(g.detach())
+
+
+def _groups_at(mask: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:
+    """The 8-connected groups of the (H', W') bool ``mask`` that hold a ``seeds`` token."""
+    from scipy import ndimage as ndi
+
+    groups, _ = ndi.label(mask.cpu().numpy(), structure=np.ones((3, 3), bool))
+    hit = np.unique(groups[seeds.cpu().numpy() & (groups > 0)])
+    return torch.from_numpy(np.isin(groups, hit[hit > 0]))
+

@@ -90,6 +90,9 @@ class TrainConfig:
     boundary_rule: str = (
         "box"  # DHA tokens with full attention: 'box' (the paper's), 'boundary' or 'all'
     )
+    dlu_rule: str = (
+        "threshold"  # DLU box: all localiser tokens, or only their groups holding a positive click ('clicked')
+    )
     coarse_loss_weight: float = 1.0  # weight of the NFL on DLU's coarse localiser
     vq_loss_weight: float = (
         1.0  # weight of the BSQ commitment loss (beta is in the model)

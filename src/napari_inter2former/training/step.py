@@ -271,6 +271,7 @@ def train_step(
     edges: tuple[torch.Tensor, ...] | None = None,
     local: bool = False,
     micro_batches: int = 1,
+    dlu_rule: str = "threshold",
 ) -> dict[str, float]:
     """Simulate clicks on a batch and take one optimiser step.
 
@@ -302,6 +303,8 @@ def train_step(
         Split the batch into this many parts, each simulated and back-propagated
         on its own (gradients accumulate), then take one optimiser step: a large
         batch in the memory and time of a small one.
+    dlu_rule : {'threshold', 'clicked'}
+        DLU's box rule in the local path (:meth:`Inter2Former.decode`).
 
     Returns
     -------
@@ -345,6 +348,7 @@ def train_step(
             vq_loss_weight=vq_loss_weight,
             amp=amp,
             local=local,
+            dlu_rule=dlu_rule,
         )
         for key, value in losses.items():
             totals[key] = totals.get(key, 0.0) + weight * float(value.detach())
@@ -386,6 +390,7 @@ def _simulate_and_backward(
     vq_loss_weight: float,
     amp: bool,
     local: bool,
+    dlu_rule: str = "threshold",
 ) -> tuple[dict[str, torch.Tensor], int]:
     """Click simulation and the backward pass of ``weight`` x loss for one (micro-)batch."""
     device = image.device
@@ -421,7 +426,10 @@ def _simulate_and_backward(
                 with _autocast(device, amp):
                     if local:
                         logits = torch.cat(
-                            [model.decode(frozen[i], ref[i : i + 1]) for i in range(len(ref))]
+                            [
+                                model.decode(frozen[i], ref[i : i + 1], dlu_rule=dlu_rule)
+                                for i in range(len(ref))
+                            ]
                         )
                     else:
                         logits = model.forward_train(frozen, ref)["logits"]
@@ -437,7 +445,9 @@ def _simulate_and_backward(
     feats = ImageFeatures(embedding, edges)
     with _autocast(device, amp):
         if local:
-            out = model.forward_local(feats, ref, object_token_boxes(gt))
+            out = model.forward_local(
+                feats, ref, object_token_boxes(gt), dlu_rule=dlu_rule
+            )
         else:
             out = model.forward_train(feats, ref)
     losses = interactive_loss(

@@ -130,7 +130,9 @@ def parse_args(argv: list[str] | None = None):
     return TrainConfig.from_dict(values), args
 
 
-def pool_click_curves(model, pool, items, n_clicks: int, device="cpu") -> np.ndarray:
+def pool_click_curves(
+    model, pool, items, n_clicks: int, device="cpu", dlu_rule: str = "threshold"
+) -> np.ndarray:
     """IoU after each click of the evaluation tool's click rule on cached views.
 
     Parameters
@@ -140,6 +142,8 @@ def pool_click_curves(model, pool, items, n_clicks: int, device="cpu") -> np.nda
     pool : FeaturePool
     items : list of (view index, object id)
     n_clicks : int
+    dlu_rule : {'threshold', 'clicked'}
+        DLU's box rule (:meth:`Inter2Former.decode`).
 
     Returns
     -------
@@ -169,7 +173,7 @@ def pool_click_curves(model, pool, items, n_clicks: int, device="cpu") -> np.nda
                 if click is None:
                     break
                 paint_clicks(ref, [(click.row, click.col, click.positive)])
-                logits = model.decode(feats, ref)
+                logits = model.decode(feats, ref, dlu_rule=dlu_rule)
                 ref = update_by_prediction(ref, logits > 0)
                 pred = (logits[0, 0] > 0).cpu().numpy()
                 ious.append(iou(pred, gt_np, ignore))
@@ -517,7 +521,8 @@ class Trainer:
         from ..evaluation.metrics import summarize_ious
 
         curves = pool_click_curves(
-            self.model, self.val_pool, self.val_items, self.cfg.val_clicks, self.device
+            self.model, self.val_pool, self.val_items, self.cfg.val_clicks, self.device,
+            dlu_rule=self.cfg.dlu_rule,
         )
         return summarize_ious(curves, thresholds=(0.85, 0.9), clicks=(1, 5))
 
@@ -567,6 +572,7 @@ class Trainer:
             edges=edges,
             local=c.local_train,
             micro_batches=c.micro_batches,
+            dlu_rule=c.dlu_rule,
         )
 
     def fit(self, stop_after: int | None = None) -> dict:
