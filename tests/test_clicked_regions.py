@@ -35,7 +35,7 @@ class StubModel(torch.nn.Module):
     def encode(self, rgb):
         return rgb.shape[:2]
 
-    def decode(self, features, ref, boundary_rule=None):
+    def decode(self, features, ref, boundary_rule=None, dlu_rule="threshold"):
         fg = (ref == DEFINITELY_FOREGROUND) | (ref == POSSIBLY_FOREGROUND)
         return torch.where(fg, 10.0, -10.0)
 
@@ -154,7 +154,7 @@ def test_without_a_positive_click_an_off_centre_negative_click_cuts_its_part():
 class NegativeBlindModel(StubModel):
     """Like the shipped decoder on a leak: the negative disc stays foreground."""
 
-    def decode(self, features, ref, boundary_rule=None):
+    def decode(self, features, ref, boundary_rule=None, dlu_rule="threshold"):
         fg = (ref == DEFINITELY_FOREGROUND) | (ref == POSSIBLY_FOREGROUND)
         return torch.where(fg | (ref == DEFINITELY_BACKGROUND), 10.0, -10.0)
 

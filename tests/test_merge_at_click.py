@@ -76,7 +76,7 @@ class EchoModel(torch.nn.Module):
     def encode(self, rgb):
         return None
 
-    def decode(self, features, ref, boundary_rule=None):
+    def decode(self, features, ref, boundary_rule=None, dlu_rule="threshold"):
         fg = ref == DEFINITELY_FOREGROUND
         if int((ref == DEFINITELY_FOREGROUND).sum()) < 100:
             fg = fg | (ref == POSSIBLY_FOREGROUND)

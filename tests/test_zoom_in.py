@@ -28,7 +28,7 @@ class StubModel(torch.nn.Module):
         self.encoded_shapes.append(rgb.shape[:2])
         return rgb.shape[:2]
 
-    def decode(self, features, ref, boundary_rule=None):
+    def decode(self, features, ref, boundary_rule=None, dlu_rule="threshold"):
         fg = (ref == DEFINITELY_FOREGROUND) | (ref == POSSIBLY_FOREGROUND)
         return torch.where(fg, 10.0, -10.0)
 
