@@ -341,4 +341,3 @@ def click_tokens(ref: torch.Tensor) -> torch.Tensor:
     t = ref.shape[-1] // TOKEN_STRIDE
     inside = ref == DEFINITELY_FOREGROUND
     return inside.reshape(t, TOKEN_STRIDE, t, TOKEN_STRIDE).any(3).any(1)
-

@@ -235,4 +235,3 @@ def _groups_at(mask: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:
     groups, _ = ndi.label(mask.cpu().numpy(), structure=np.ones((3, 3), bool))
     hit = np.unique(groups[seeds.cpu().numpy() & (groups > 0)])
     return torch.from_numpy(np.isin(groups, hit[hit > 0]))
-
