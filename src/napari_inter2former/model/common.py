@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import nn
 
-__all__ = ["LayerNorm2d", "ParameterCache", "PatchEncoder", "mask_bbox"]
+__all__ = ["LayerNorm2d", "ParameterCache", "PatchEncoder", "grow_box", "mask_bbox"]
 
 
 class LayerNorm2d(nn.Module):
@@ -82,6 +82,15 @@ class ParameterCache:
 
     def clear(self) -> None:
         self._key, self._value = None, None
+
+
+def grow_box(
+    box: tuple[int, int, int, int], margin: int, shape: tuple[int, int]
+) -> tuple[int, int, int, int]:
+    """``box`` (r0, r1, c0, c1), end exclusive, grown by ``margin`` on every side, clipped to ``shape``."""
+    r0, r1, c0, c1 = box
+    return (max(int(r0) - margin, 0), min(int(r1) + margin, shape[0]),
+            max(int(c0) - margin, 0), min(int(c1) + margin, shape[1]))  # fmt: skip
 
 
 def mask_bbox(mask: torch.Tensor) -> tuple[int, int, int, int] | None:

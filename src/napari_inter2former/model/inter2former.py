@@ -18,6 +18,7 @@ from torch import nn
 
 from ..constants import DEFINITELY_FOREGROUND, PIXEL_MEAN, PIXEL_STD, TOKEN_STRIDE
 from .decoder import Inter2FormerDecoder
+from .common import grow_box
 from .edge_net import EdgeNet
 from .hybrid_attention import BOUNDARY_RULES
 from .upsampling import DynamicLocalUpsampling
@@ -313,12 +314,7 @@ class Inter2Former(nn.Module):
             if target is not None:
                 r0, r1 = min(r0, target[0]), max(r1, target[1])
                 c0, c1 = min(c0, target[2]), max(c1, target[3])
-            box = (
-                max(r0 - margin, 0),
-                min(r1 + margin, gh),
-                max(c0 - margin, 0),
-                min(c1 + margin, gw),
-            )
+            box = grow_box((r0, r1, c0, c1), margin, (gh, gw))
             edges = tuple(e[i : i + 1] for e in feats.edges)
             crops.append(self.upsampler.upsample_box(g[i : i + 1], edges, box))
             boxes.append(box)

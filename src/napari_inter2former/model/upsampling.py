@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..constants import DLU_THRESHOLD, OUTSIDE_LOGIT
-from .common import mask_bbox
+from .common import grow_box, mask_bbox
 
 __all__ = ["DynamicLocalUpsampling", "stage_channels"]
 
@@ -137,9 +137,7 @@ class DynamicLocalUpsampling(nn.Module):
         if seeds is not None:
             box = mask_bbox(_groups_at(above, seeds))
             if box is not None:
-                r0, r1, c0, c1 = box
-                return (max(r0 - 1, 0), min(r1 + 1, coarse.shape[0]),
-                        max(c0 - 1, 0), min(c1 + 1, coarse.shape[1]))  # fmt: skip
+                return grow_box(box, 1, tuple(coarse.shape))
         box = mask_bbox(above)
         return (0, coarse.shape[0], 0, coarse.shape[1]) if box is None else box
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..constants import CLICK_RADIUS, TOKEN_STRIDE
-from ..model.common import mask_bbox
+from ..model.common import grow_box, mask_bbox
 from ..model.inter2former import ImageFeatures
 from ..reference_map import (
     new_reference_map,
@@ -64,9 +64,7 @@ def _object_window(gt: np.ndarray):
     r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
     size = max(r1 - r0, c1 - c0)
     margin = int(0.5 * size) + 4
-    box = (max(r0 - margin, 0), min(r1 + margin, gt.shape[0]),
-           max(c0 - margin, 0), min(c1 + margin, gt.shape[1]))  # fmt: skip
-    return size, box
+    return size, grow_box((r0, r1, c0, c1), margin, gt.shape)
 
 
 def perturb_mask(
@@ -390,7 +388,7 @@ def _simulate_and_backward(
     vq_loss_weight: float,
     amp: bool,
     local: bool,
-    dlu_rule: str = "threshold",
+    dlu_rule: str,
 ) -> tuple[dict[str, torch.Tensor], int]:
     """Click simulation and the backward pass of ``weight`` x loss for one (micro-)batch."""
     device = image.device
