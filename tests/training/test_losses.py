@@ -9,6 +9,7 @@ from napari_inter2former.training.losses import (
     coarse_target,
     interactive_loss,
     normalized_focal_loss,
+    soft_iou_loss,
 )
 
 
@@ -91,6 +92,53 @@ def test_interactive_loss_sums_parts():
     assert parts["loss"].item() == pytest.approx(expected.item(), rel=1e-6)
 
 
+def test_interactive_loss_adds_the_weighted_soft_iou():
+    g = torch.Generator().manual_seed(4)
+    out = {
+        "logits": torch.randn(2, 1, 16, 16, generator=g),
+        "coarse_logits": torch.randn(2, 1, 4, 4, generator=g),
+        "vq_loss": torch.tensor(0.3),
+    }
+    gt = torch.rand(2, 1, 16, 16, generator=g) > 0.7
+    plain = interactive_loss(out, gt, None)
+    weighted = interactive_loss(out, gt, None, iou_weight=0.5)
+    assert weighted["soft_iou"].item() == pytest.approx(
+        soft_iou_loss(out["logits"], gt).item(), rel=1e-6
+    )
+    assert weighted["loss"].item() == pytest.approx(
+        plain["loss"].item() + 0.5 * weighted["soft_iou"].item(), rel=1e-6
+    )
+
+
+def test_soft_iou_loss_matches_hand_computation():
+    logits = torch.tensor([[0.0, 2.0], [-1.0, -3.0]]).view(1, 1, 2, 2)
+    gt = torch.tensor([[True, True], [False, False]]).view(1, 1, 2, 2)
+    p = [_sigmoid(v) for v in (0.0, 2.0, -1.0, -3.0)]
+    inter = p[0] + p[1]
+    union = sum(p) + 2 - inter
+    expected = 1 - (inter + 1) / (union + 1)
+    assert soft_iou_loss(logits, gt).item() == pytest.approx(expected, rel=1e-6)
+    # invalid pixels count for neither side
+    valid = torch.tensor([[True, True], [True, False]]).view(1, 1, 2, 2)
+    union_valid = sum(p[:3]) + 2 - inter
+    assert soft_iou_loss(logits, gt, valid).item() == pytest.approx(
+        1 - (inter + 1) / (union_valid + 1), rel=1e-6
+    )
+
+
+def test_soft_iou_loss_weighs_a_small_object_s_rim_more_than_the_nfl_does():
+    """A one-pixel rim missed on a small object costs more soft IoU than on a large one."""
+
+    def rim_miss(radius):
+        yy, xx = torch.meshgrid(torch.arange(64), torch.arange(64), indexing="ij")
+        d = ((yy - 32.0) ** 2 + (xx - 32.0) ** 2).sqrt()
+        gt = (d <= radius).view(1, 1, 64, 64)
+        logits = torch.where(d <= radius - 1, 6.0, -6.0).view(1, 1, 64, 64)
+        return soft_iou_loss(logits, gt).item()
+
+    assert rim_miss(4) > 2 * rim_miss(20)
+
+
 def test_crop_loss_over_the_whole_map_is_the_full_loss():
     g = torch.Generator().manual_seed(3)
     logits = torch.randn(2, 1, 32, 32, generator=g)
@@ -106,7 +154,7 @@ def test_crop_loss_over_the_whole_map_is_the_full_loss():
     del local["logits"]
     a = interactive_loss(full, gt, valid)
     b = interactive_loss(local, gt, valid)
-    for key in ("loss", "nfl", "iou"):
+    for key in ("loss", "nfl", "iou", "soft_iou"):
         assert b[key].item() == pytest.approx(a[key].item(), rel=1e-6)
     # a crop only sees its own pixels: box (1, 2, 1, 2) of image 0 is its last quarter
     quarter = dict(local, crops=[logits[:1, :, 16:, 16:]], boxes=[(1, 2, 1, 2)])

@@ -97,6 +97,7 @@ class TrainConfig:
     vq_loss_weight: float = (
         1.0  # weight of the BSQ commitment loss (beta is in the model)
     )
+    iou_loss_weight: float = 0.0  # weight of a soft IoU loss on the full-resolution logits
 
     # --- run control ---
     seed: int = 0

@@ -263,6 +263,7 @@ def train_step(
     others: torch.Tensor | None = None,
     coarse_loss_weight: float = 1.0,
     vq_loss_weight: float = 1.0,
+    iou_loss_weight: float = 0.0,
     grad_clip: float | None = 1.0,
     amp: bool = True,
     num_rounds: int | None = None,
@@ -344,6 +345,7 @@ def train_step(
             others=None if others is None else others[part],
             coarse_loss_weight=coarse_loss_weight,
             vq_loss_weight=vq_loss_weight,
+            iou_loss_weight=iou_loss_weight,
             amp=amp,
             local=local,
             dlu_rule=dlu_rule,
@@ -386,6 +388,7 @@ def _simulate_and_backward(
     others,
     coarse_loss_weight: float,
     vq_loss_weight: float,
+    iou_loss_weight: float,
     amp: bool,
     local: bool,
     dlu_rule: str,
@@ -449,7 +452,12 @@ def _simulate_and_backward(
         else:
             out = model.forward_train(feats, ref)
     losses = interactive_loss(
-        out, gt, valid, coarse_weight=coarse_loss_weight, vq_weight=vq_loss_weight
+        out,
+        gt,
+        valid,
+        coarse_weight=coarse_loss_weight,
+        vq_weight=vq_loss_weight,
+        iou_weight=iou_loss_weight,
     )
     (weight * losses["loss"]).backward()
     return losses, n

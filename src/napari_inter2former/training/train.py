@@ -567,6 +567,7 @@ class Trainer:
             others=others,
             coarse_loss_weight=c.coarse_loss_weight,
             vq_loss_weight=c.vq_loss_weight,
+            iou_loss_weight=c.iou_loss_weight,
             grad_clip=c.grad_clip,
             amp=self.amp,
             edges=edges,
