@@ -43,6 +43,26 @@ def test_load_predictor_names(tmp_path):
     assert isinstance(load_predictor("random-walker"), RandomWalkerPredictor)
     with pytest.raises(ValueError, match="neither"):
         load_predictor(str(tmp_path / "missing.safetensors"))
+    with pytest.raises(ValueError, match="neither"):
+        load_predictor("default-dlu-clicked:" + str(tmp_path / "missing.safetensors"))
+
+
+def test_load_predictor_variant_with_a_weight_file(tmp_path, monkeypatch):
+    from napari_inter2former.model import build
+
+    built, build_model = [], build.build_model
+
+    def tiny(name, pretrained=False, decoder_weights=None, **kwargs):
+        built.append(decoder_weights)
+        return build_model("tiny")
+
+    weights = tmp_path / "run.safetensors"
+    weights.write_bytes(b"")
+    monkeypatch.setattr(build, "build_model", tiny)
+    clicked = load_predictor(f"default-dlu-clicked:{weights}", threads=None)
+    plain = load_predictor(str(weights), threads=None)
+    assert (clicked.dlu_rule, plain.dlu_rule) == ("clicked", "threshold")
+    assert built == [str(weights)] * 2
 
 
 def test_import_does_not_load_torch():

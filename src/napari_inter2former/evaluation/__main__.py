@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", action="append", required=True,
         help="default | default-zoom | default-all-regions | default-no-cut | default-box | "
         "default-dlu-clicked | default-dlu-threshold | "
-        "mobilesam | random-walker | fake | PATH to decoder weights; repeatable",
+        "mobilesam | random-walker | fake | PATH to decoder weights | "
+        "VARIANT:PATH (a default-* variant's settings with those weights); repeatable",
     )
     parser.add_argument("--max-clicks", type=int, default=20)
     parser.add_argument("--max-objects", type=int, default=None,

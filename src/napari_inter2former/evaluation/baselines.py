@@ -128,7 +128,9 @@ def load_predictor(spec: str, *, threads: int | None = 2) -> BasePredictor:
         localiser's token groups that hold a positive click / of all its tokens:
         ``dlu_rule``), ``mobilesam``,
         ``random-walker``, ``fake`` (:class:`~napari_inter2former.testing.FakePredictor`),
-        or the path of an Inter2Former decoder weight file.
+        the path of an Inter2Former decoder weight file, or ``VARIANT:PATH``
+        (that decoder with a ``default-*`` variant's settings, e.g.
+        ``default-dlu-clicked:run.safetensors``).
     threads : int, optional
         torch intra-op threads for the torch models.
 
@@ -149,19 +151,31 @@ def load_predictor(spec: str, *, threads: int | None = 2) -> BasePredictor:
 
         return MobileSAMPredictor.from_pretrained()
     if spec in DEFAULT_VARIANTS:
-        from ..predictor import Predictor, ZoomIn
+        from ..predictor import Predictor
 
-        settings = dict(DEFAULT_VARIANTS[spec])
-        if settings.pop("zoom_in", False):
-            settings["zoom_in"] = ZoomIn()
-        return Predictor.from_pretrained(num_threads=threads, **settings)
-    path = Path(spec)
+        return Predictor.from_pretrained(num_threads=threads, **_variant_settings(spec))
+    variant, sep, rest = spec.partition(":")
+    if sep and variant in DEFAULT_VARIANTS:
+        path, settings = Path(rest), _variant_settings(variant)
+    else:
+        path, settings = Path(spec), {}
     if not path.is_file():
         raise ValueError(
-            f"--model {spec!r} is neither one of {', '.join(MODEL_NAMES)} nor an existing file"
+            f"--model {spec!r} is neither one of {', '.join(MODEL_NAMES)} nor an existing "
+            "file (or VARIANT:FILE)"
         )
     from ..model.build import build_model
     from ..predictor import Predictor
 
     model = build_model("default", pretrained=True, decoder_weights=str(path))
-    return Predictor(model, num_threads=threads)
+    return Predictor(model, num_threads=threads, **settings)
+
+
+def _variant_settings(name: str) -> dict:
+    """Predictor keyword arguments of a ``default-*`` variant."""
+    settings = dict(DEFAULT_VARIANTS[name])
+    if settings.pop("zoom_in", False):
+        from ..predictor import ZoomIn
+
+        settings["zoom_in"] = ZoomIn()
+    return settings

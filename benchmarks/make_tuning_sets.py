@@ -1,0 +1,63 @@
+"""Write the tuning sets used to choose decoders and predictor settings (never data/eval).
+
+    python benchmarks/make_tuning_sets.py /tmp/tune
+
+Three sets in the evaluation tool's layout (``NAME/images``, ``NAME/masks``):
+
+- ``nucs``: 8 generated images of small nuclei, ``synthetic_image(41000 + i,
+  size_range=(256, 256), diameter_range=(30, 70), kind="nuclei")``
+  (about 110 px per nucleus; evaluate with ``--max-objects 4``);
+- ``nuc256``: 6 generated images of dense nuclei, ``synthetic_image(40000 + i,
+  size_range=(256, 256), diameter_range=(60, 140), kind="nuclei")``
+  (``--max-objects 5``);
+- ``nuc1135``: the training volume ``train/plantseg/nuclei_1135`` (2-D: each nucleus on
+  its largest plane; ``--max-objects 20``).
+
+The synthetic seeds lie outside the training generator's range. Then, for example:
+
+    inter2former-eval /tmp/tune/nucs --model default --max-objects 4 --max-clicks 12 --threads 1
+"""
+
+import argparse
+import shutil
+from pathlib import Path
+
+import tifffile
+
+from napari_inter2former.training.synthetic import synthetic_image
+
+GENERATED = {
+    "nucs": dict(seed=41000, count=8, diameter_range=(30, 70)),
+    "nuc256": dict(seed=40000, count=6, diameter_range=(60, 140)),
+}
+
+
+def write_generated(out: Path, name: str, seed: int, count: int, diameter_range) -> None:
+    for sub in ("images", "masks"):
+        (out / name / sub).mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        sample = synthetic_image(
+            seed + i, size_range=(256, 256), diameter_range=diameter_range, kind="nuclei"
+        )
+        stem = f"{name}_{i:02d}.tif"
+        tifffile.imwrite(out / name / "images" / stem, sample.image)
+        tifffile.imwrite(out / name / "masks" / stem, sample.labels)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", help="folder to write the sets into")
+    parser.add_argument("--data-root", default="../shared/data", help="folder holding train/")
+    args = parser.parse_args()
+    out = Path(args.out)
+    for name, spec in GENERATED.items():
+        write_generated(out, name, **spec)
+    source = Path(args.data_root) / "train" / "plantseg"
+    for sub in ("images", "masks"):
+        (out / "nuc1135" / sub).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source / sub / "nuclei_1135.tif", out / "nuc1135" / sub / "nuclei_1135.tif")
+    print(f"wrote {', '.join([*GENERATED, 'nuc1135'])} under {out}")
+
+
+if __name__ == "__main__":
+    main()
