@@ -11,7 +11,8 @@ Three sets in the evaluation tool's layout (``NAME/images``, ``NAME/masks``):
   size_range=(256, 256), diameter_range=(60, 140), kind="nuclei")``
   (``--max-objects 5``);
 - ``nuc1135``: the training volume ``train/plantseg/nuclei_1135`` (2-D: each nucleus on
-  its largest plane; ``--max-objects 20``).
+  its largest plane; ``--max-objects 20``);
+- ``coco25``: every 33rd image of ``train/coco_mval`` (25 natural images, one object each).
 
 The synthetic seeds lie outside the training generator's range. Then, for example:
 
@@ -52,11 +53,20 @@ def main() -> None:
     out = Path(args.out)
     for name, spec in GENERATED.items():
         write_generated(out, name, **spec)
-    source = Path(args.data_root) / "train" / "plantseg"
+    train = Path(args.data_root) / "train"
+    copy_pairs(train / "plantseg", out / "nuc1135", ["nuclei_1135"])
+    stems = sorted(p.stem for p in (train / "coco_mval" / "images").iterdir())[::33]
+    copy_pairs(train / "coco_mval", out / "coco25", stems)
+    print(f"wrote {', '.join([*GENERATED, 'nuc1135', 'coco25'])} under {out}")
+
+
+def copy_pairs(source: Path, target: Path, stems: list[str]) -> None:
+    """Copy the image and mask files of ``stems`` from one set folder to another."""
     for sub in ("images", "masks"):
-        (out / "nuc1135" / sub).mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source / sub / "nuclei_1135.tif", out / "nuc1135" / sub / "nuclei_1135.tif")
-    print(f"wrote {', '.join([*GENERATED, 'nuc1135'])} under {out}")
+        (target / sub).mkdir(parents=True, exist_ok=True)
+        files = {p.stem: p for p in (source / sub).iterdir()}
+        for stem in stems:
+            shutil.copyfile(files[stem], target / sub / files[stem].name)
 
 
 if __name__ == "__main__":

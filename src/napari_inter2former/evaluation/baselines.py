@@ -31,6 +31,8 @@ DEFAULT_VARIANTS: dict[str, dict] = {
     "default-box": {"boundary_rule": "box"},
     "default-dlu-clicked": {"dlu_rule": "clicked"},
     "default-dlu-threshold": {"dlu_rule": "threshold"},
+    "default-refine": {"refine_boundary": True},
+    "default-no-refine": {"refine_boundary": False},
 }
 MODEL_NAMES = (*DEFAULT_VARIANTS, "mobilesam", "random-walker", "fake")
 
@@ -126,7 +128,8 @@ def load_predictor(spec: str, *, threads: int | None = 2) -> BasePredictor:
         ``boundary_rule='box'``, the predictor before session 5),
         ``default-dlu-clicked`` / ``default-dlu-threshold`` (local upsampling of the
         localiser's token groups that hold a positive click / of all its tokens:
-        ``dlu_rule``), ``mobilesam``,
+        ``dlu_rule``), ``default-refine`` / ``default-no-refine`` (with / without
+        :func:`~napari_inter2former.predictor.refine_boundary`), ``mobilesam``,
         ``random-walker``, ``fake`` (:class:`~napari_inter2former.testing.FakePredictor`),
         the path of an Inter2Former decoder weight file, or ``VARIANT:PATH``
         (that decoder with a ``default-*`` variant's settings, e.g.

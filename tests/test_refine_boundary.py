@@ -1,0 +1,105 @@
+"""``refine_boundary``: the mask's outline moves to the half-way colour of a blurred edge."""
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from napari_inter2former.predictor import refine_boundary
+
+
+def _disc(radius, shape=(64, 64), centre=(32, 30)):
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return np.hypot(yy - centre[0], xx - centre[1]) <= radius
+
+
+def _iou(a, b):
+    return (a & b).sum() / (a | b).sum()
+
+
+@pytest.fixture
+def blurred_nucleus():
+    truth = _disc(8)
+    image = ndi.gaussian_filter(np.where(truth, 220.0, 30.0), 1.2)
+    return truth, image
+
+
+@pytest.mark.parametrize("radius", [7, 9])
+def test_a_mask_one_pixel_off_moves_to_the_edge(blurred_nucleus, radius):
+    truth, image = blurred_nucleus
+    mask = _disc(radius)
+    refined = refine_boundary(mask, image)
+    assert _iou(refined, truth) > _iou(mask, truth) + 0.1
+    assert _iou(refined, truth) > 0.9
+
+
+def test_only_the_band_changes(blurred_nucleus):
+    truth, image = blurred_nucleus
+    mask = _disc(6)
+    refined = refine_boundary(mask, image, band=1)
+    near = ndi.binary_dilation(mask, iterations=1) & ~ndi.binary_erosion(mask, iterations=1)
+    assert np.array_equal(refined[~near], mask[~near])
+    assert not np.array_equal(refined, mask)
+
+
+def test_rgb_and_grey_give_the_same_mask(blurred_nucleus):
+    _, image = blurred_nucleus
+    mask = _disc(7)
+    rgb = np.repeat(image[..., None], 3, axis=2)
+    assert np.array_equal(refine_boundary(mask, rgb), refine_boundary(mask, image))
+
+
+def test_nothing_changes_without_contrast():
+    rng = np.random.default_rng(0)
+    image = rng.normal(100, 20, (64, 64))
+    mask = _disc(8)
+    assert np.array_equal(refine_boundary(mask, image), mask)
+
+
+def test_empty_and_tiny_masks_are_returned_unchanged(blurred_nucleus):
+    _, image = blurred_nucleus
+    empty = np.zeros((64, 64), bool)
+    assert not refine_boundary(empty, image).any()
+    dot = np.zeros((64, 64), bool)
+    dot[32, 30] = True
+    assert np.array_equal(refine_boundary(dot, image), dot)
+
+
+def test_a_mask_at_the_image_border(blurred_nucleus):
+    _, image = blurred_nucleus
+    truth = _disc(8, centre=(2, 30))
+    image = ndi.gaussian_filter(np.where(truth, 220.0, 30.0), 1.2)
+    refined = refine_boundary(_disc(7, centre=(2, 30)), image)
+    assert refined.shape == (64, 64)
+    assert _iou(refined, truth) > 0.85
+
+
+def test_the_predictor_refines_its_masks_when_asked():
+    """A stub decoder predicts the click disc (radius 5); the nucleus has radius 6."""
+    import torch
+
+    from napari_inter2former.constants import DEFINITELY_FOREGROUND, POSSIBLY_FOREGROUND
+    from napari_inter2former.predictor import Predictor
+
+    class DiscModel(torch.nn.Module):
+        image_size = 128
+        model_id = "disc"
+
+        def preprocess(self, rgb):
+            return torch.from_numpy(rgb).permute(2, 0, 1)[None].float()
+
+        def encode(self, rgb):
+            return rgb.shape[:2]
+
+        def decode(self, features, ref, boundary_rule=None, dlu_rule="threshold"):
+            fg = (ref == DEFINITELY_FOREGROUND) | (ref == POSSIBLY_FOREGROUND)
+            return torch.where(fg, 10.0, -10.0)
+
+    truth = _disc(6, shape=(128, 128), centre=(60, 70))
+    image = ndi.gaussian_filter(np.where(truth, 220.0, 30.0), 1.0).astype(np.uint8)
+    masks = {}
+    for refine in (False, True):
+        predictor = Predictor(DiscModel(), refine_boundary=refine)
+        predictor.set_image(image)
+        masks[refine] = predictor.add_click(60, 70)
+    assert masks[True].sum() > masks[False].sum()
+    assert _iou(masks[True], truth) > _iou(masks[False], truth) + 0.1
