@@ -541,6 +541,7 @@ def refine_boundary(
     surround: tuple[int, int] = (2, 5),
     min_contrast: float = 1.0,
     smooth: float = 0.0,
+    shrink: bool = True,
 ) -> np.ndarray:
     """Give each pixel of the mask's boundary band to the nearer of object and surround.
 
@@ -564,6 +565,8 @@ def refine_boundary(
     smooth : float
         Gaussian blur (pixels) of the image before the colours are compared,
         against noise; 0: none.
+    shrink : bool
+        Also take band pixels out of the mask (False: only add them).
 
     Returns
     -------
@@ -601,7 +604,7 @@ def refine_boundary(
         pixels - outside, axis=-1
     )
     out = mask.copy()
-    out[r0:r1, c0:c1][edge] = nearer_inside[edge]
+    out[r0:r1, c0:c1][edge] = nearer_inside[edge] if shrink else (crop | nearer_inside)[edge]
     return out
 
 
