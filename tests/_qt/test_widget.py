@@ -348,11 +348,18 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
         keep_clicked_regions = True
         cut_at_negative_clicks = True
         merge_at_click = None
+        refine_boundary = True
         seen: list = []
 
         def _predict(self, click):
             self.seen.append(
-                (self.zoom_in, self.keep_clicked_regions, self.cut_at_negative_clicks, self.merge_at_click)
+                (
+                    self.zoom_in,
+                    self.keep_clicked_regions,
+                    self.cut_at_negative_clicks,
+                    self.merge_at_click,
+                    self.refine_boundary,
+                )
             )
             return super()._predict(click)
 
@@ -365,6 +372,7 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
     assert widget.regions_check.isChecked() == defaults["keep_clicked_regions"].default
     assert widget.cut_check.isChecked() == defaults["cut_at_negative_clicks"].default
     assert widget.merge_check.isChecked() == (defaults["merge_at_click"].default is not None)
+    assert widget.refine_check.isChecked() == defaults["refine_boundary"].default
     changes = [
         [],
         [(widget.zoom_check, True)],
@@ -372,6 +380,7 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
         [(widget.cut_check, False)],
         [(widget.merge_check, True)],
         [(widget.merge_check, False)],
+        [(widget.refine_check, False)],
     ]
     for i, change in enumerate(changes):
         for box, checked in change:
@@ -379,10 +388,11 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
         widget.add_click_world([30 + i, 20 + i])
         wait_idle(qtbot, widget)
     assert predictor.seen == [
-        (None, True, True, None),
-        (ZoomIn(), True, True, None),
-        (None, False, True, None),
-        (None, False, False, None),
-        (None, False, False, "signed"),
-        (None, False, False, None),
+        (None, True, True, None, True),
+        (ZoomIn(), True, True, None, True),
+        (None, False, True, None, True),
+        (None, False, False, None, True),
+        (None, False, False, "signed", True),
+        (None, False, False, None, True),
+        (None, False, False, None, False),
     ]

@@ -142,6 +142,12 @@ class Inter2FormerWidget(QWidget):
             "the nearest image edges (e.g. a neighbouring nucleus), not only the click",
             "cut_at_negative_clicks",
         )
+        self.refine_check = self._predictor_check(
+            "Snap outline to edges",
+            "Move the mask's outline by up to a pixel to half-way between the object's "
+            "and its surround's intensity (small nuclei come out about a pixel too tight)",
+            "refine_boundary",
+        )
         self.merge_check = self._predictor_check(
             "Keep earlier corrections",
             "A click changes the mask only where the change reaches the click (a positive "
@@ -164,6 +170,7 @@ class Inter2FormerWidget(QWidget):
         form.addRow("", self.zoom_check)
         form.addRow("", self.regions_check)
         form.addRow("", self.cut_check)
+        form.addRow("", self.refine_check)
         form.addRow("", self.merge_check)
         form.addRow("Stop IoU", self.iou_spin)
 
