@@ -23,21 +23,7 @@ from napari_inter2former.predictor import (
     edge_landscape,
     keep_regions_at,
 )
-
-
-class StubModel(torch.nn.Module):
-    image_size = 128
-    model_id = "stub"
-
-    def preprocess(self, rgb):
-        return torch.from_numpy(rgb).permute(2, 0, 1)[None].float()
-
-    def encode(self, rgb):
-        return rgb.shape[:2]
-
-    def decode(self, features, ref, boundary_rule=None, dlu_rule="threshold"):
-        fg = (ref == DEFINITELY_FOREGROUND) | (ref == POSSIBLY_FOREGROUND)
-        return torch.where(fg, 10.0, -10.0)
+from stub_models import ClickDiscModel
 
 
 def two_blobs():
@@ -48,7 +34,7 @@ def two_blobs():
 
 
 def make(**kwargs):
-    predictor = Predictor(StubModel(), **kwargs)
+    predictor = Predictor(ClickDiscModel(), **kwargs)
     predictor.set_image(np.zeros((128, 128), dtype=np.uint8))
     return predictor
 
@@ -151,7 +137,7 @@ def test_without_a_positive_click_an_off_centre_negative_click_cuts_its_part():
     assert (cut[22:98, 52:108] > 0).all()  # the middle of the region stays
 
 
-class NegativeBlindModel(StubModel):
+class NegativeBlindModel(ClickDiscModel):
     """Like the shipped decoder on a leak: the negative disc stays foreground."""
 
     def decode(self, features, ref, boundary_rule=None, dlu_rule="threshold"):

@@ -94,30 +94,14 @@ def test_a_mask_at_the_image_border(blurred_nucleus):
 
 def test_the_predictor_refines_its_masks_when_asked():
     """A stub decoder predicts the click disc (radius 5); the nucleus has radius 6."""
-    import torch
-
-    from napari_inter2former.constants import DEFINITELY_FOREGROUND, POSSIBLY_FOREGROUND
     from napari_inter2former.predictor import Predictor
-
-    class DiscModel(torch.nn.Module):
-        image_size = 128
-        model_id = "disc"
-
-        def preprocess(self, rgb):
-            return torch.from_numpy(rgb).permute(2, 0, 1)[None].float()
-
-        def encode(self, rgb):
-            return rgb.shape[:2]
-
-        def decode(self, features, ref, boundary_rule=None, dlu_rule="threshold"):
-            fg = (ref == DEFINITELY_FOREGROUND) | (ref == POSSIBLY_FOREGROUND)
-            return torch.where(fg, 10.0, -10.0)
+    from stub_models import ClickDiscModel
 
     truth = _disc(6, shape=(128, 128), centre=(60, 70))
     image = ndi.gaussian_filter(np.where(truth, 220.0, 30.0), 1.0).astype(np.uint8)
     masks = {}
     for refine in (False, True):
-        predictor = Predictor(DiscModel(), refine_boundary=refine)
+        predictor = Predictor(ClickDiscModel(), refine_boundary=refine)
         predictor.set_image(image)
         masks[refine] = predictor.add_click(60, 70)
     assert masks[True].sum() > masks[False].sum()

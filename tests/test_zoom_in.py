@@ -7,34 +7,13 @@ every mask is predictable from the clicks and the view the predictor works in.
 
 import numpy as np
 import pytest
-import torch
 
-from napari_inter2former.constants import DEFINITELY_FOREGROUND, POSSIBLY_FOREGROUND
 from napari_inter2former.predictor import Click, Predictor, ZoomIn
-
-
-class StubModel(torch.nn.Module):
-    image_size = 128
-    model_id = "stub"
-
-    def __init__(self):
-        super().__init__()
-        self.encoded_shapes = []
-
-    def preprocess(self, rgb):
-        return rgb
-
-    def encode(self, rgb):
-        self.encoded_shapes.append(rgb.shape[:2])
-        return rgb.shape[:2]
-
-    def decode(self, features, ref, boundary_rule=None, dlu_rule="threshold"):
-        fg = (ref == DEFINITELY_FOREGROUND) | (ref == POSSIBLY_FOREGROUND)
-        return torch.where(fg, 10.0, -10.0)
+from stub_models import ClickDiscModel
 
 
 def make(zoom=ZoomIn(expansion=4, min_side=16, max_fraction=0.6)):
-    model = StubModel()
+    model = ClickDiscModel()
     predictor = Predictor(model, zoom_in=zoom)
     predictor.set_image(np.zeros((256, 256), dtype=np.uint8))
     return predictor, model

@@ -79,27 +79,26 @@ def test_coarse_target_is_any_pixel():
     assert small_valid[0, 0].tolist() == [[True, True], [False, False]]
 
 
-def test_interactive_loss_sums_parts():
-    g = torch.Generator().manual_seed(2)
+def _random_outputs(seed):
+    """Model outputs of a batch of 2 on a 16 x 16 grid (BSQ loss 0.3), and a target."""
+    g = torch.Generator().manual_seed(seed)
     out = {
         "logits": torch.randn(2, 1, 16, 16, generator=g),
         "coarse_logits": torch.randn(2, 1, 4, 4, generator=g),
         "vq_loss": torch.tensor(0.3),
     }
-    gt = torch.rand(2, 1, 16, 16, generator=g) > 0.7
+    return out, torch.rand(2, 1, 16, 16, generator=g) > 0.7
+
+
+def test_interactive_loss_sums_parts():
+    out, gt = _random_outputs(2)
     parts = interactive_loss(out, gt, None, coarse_weight=2.0, vq_weight=0.5)
     expected = parts["nfl"] + 2.0 * parts["coarse"] + 0.5 * 0.3
     assert parts["loss"].item() == pytest.approx(expected.item(), rel=1e-6)
 
 
 def test_interactive_loss_adds_the_weighted_soft_iou():
-    g = torch.Generator().manual_seed(4)
-    out = {
-        "logits": torch.randn(2, 1, 16, 16, generator=g),
-        "coarse_logits": torch.randn(2, 1, 4, 4, generator=g),
-        "vq_loss": torch.tensor(0.3),
-    }
-    gt = torch.rand(2, 1, 16, 16, generator=g) > 0.7
+    out, gt = _random_outputs(4)
     plain = interactive_loss(out, gt, None)
     weighted = interactive_loss(out, gt, None, iou_weight=0.5)
     assert weighted["soft_iou"].item() == pytest.approx(
@@ -176,3 +175,5 @@ def test_batch_iou():
 def test_shape_mismatch_raises():
     with pytest.raises(ValueError, match="shape"):
         normalized_focal_loss(torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 3))
+    with pytest.raises(ValueError, match="shape"):
+        soft_iou_loss(torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 3))

@@ -50,10 +50,7 @@ def normalized_focal_loss(
     -------
     Tensor, scalar
     """
-    if logits.shape != target.shape:
-        raise ValueError(
-            f"logits {tuple(logits.shape)} and target {tuple(target.shape)} differ in shape"
-        )
+    _check_same_shape(logits, target)
     x = logits.float()
     y = target.bool()
     w_valid = torch.ones_like(x) if valid is None else valid.to(x.dtype)
@@ -69,6 +66,13 @@ def normalized_focal_loss(
     per_pixel = -alpha_t * focal * scale * log_pt
     per_image = per_pixel.sum(dim=dims) / (n_valid.flatten() + eps)
     return per_image.mean()
+
+
+def _check_same_shape(logits: torch.Tensor, target: torch.Tensor) -> None:
+    if logits.shape != target.shape:
+        raise ValueError(
+            f"logits {tuple(logits.shape)} and target {tuple(target.shape)} differ in shape"
+        )
 
 
 def soft_iou_loss(
@@ -97,10 +101,7 @@ def soft_iou_loss(
     -------
     Tensor, scalar
     """
-    if logits.shape != target.shape:
-        raise ValueError(
-            f"logits {tuple(logits.shape)} and target {tuple(target.shape)} differ in shape"
-        )
+    _check_same_shape(logits, target)
     p = torch.sigmoid(logits.float())
     y = target.float()
     if valid is not None:
