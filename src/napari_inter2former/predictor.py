@@ -563,6 +563,8 @@ def refine_boundary(
     surround : (int, int)
         Inner and outer distance of the surround ring in pixels.
     min_contrast : float
+        Least distance of the interior and surround medians, in units of the
+        interior's spread, for anything to change.
     smooth : float
         Gaussian blur (pixels) of the image before the colours are compared,
         against noise; 0: none.
@@ -678,9 +680,9 @@ class Predictor(BasePredictor):
         first rule) it costs clicks on generated nuclei (``docs/evaluation.md``,
         session 9). Default ``'threshold'``.
     refine_boundary : bool
-        Move the mask's outline by up to a pixel, in image pixels, to the half-way
-        colour between the object and its surround (:func:`refine_boundary`):
-        the decoder's masks of small nuclei are about a pixel too tight
+        Grow the mask by up to one image pixel where the image is nearer the
+        object's colour than its surround's (:func:`refine_boundary`): the
+        decoder's masks of small nuclei are about a pixel too tight
         (``docs/evaluation.md``, sessions 9-10). Default True.
     """
 
