@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ from napari_inter2former.model.build import (
     build_model,
     decoder_state_dict,
 )
-from napari_inter2former.training.config import TrainConfig, load_config
+from napari_inter2former.training.config import CONFIG_DIR, TrainConfig, load_config
 from napari_inter2former.training.train import Trainer, get_lr, main, parse_args
 
 
@@ -157,8 +158,14 @@ def test_parse_args_and_config_files(tmp_path):
     )
     assert cfg.model == "tiny" and cfg.time_budget_min == 3 and cfg.lr == 0.001
     assert cfg.real_sets == ("bian",)
-    for name in ("cpu", "gpu", "tiny"):
-        assert isinstance(load_config(name), TrainConfig)
+    packaged = sorted(CONFIG_DIR.glob("*.json"))
+    assert {"cpu", "cpu-finetune", "gpu", "gpu-finetune", "tiny"} <= {p.stem for p in packaged}
+    repo = Path(__file__).resolve().parents[2]
+    for path in packaged:
+        cfg = load_config(path.stem)
+        assert isinstance(cfg, TrainConfig)
+        if cfg.init_weights is not None:  # relative to the repository root
+            assert (repo / cfg.init_weights).is_file(), path.name
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"lr": 1.0, "learning_rate": 2.0}))
     with pytest.raises(ValueError, match="learning_rate"):
