@@ -51,6 +51,19 @@ def test_smoothing_keeps_a_noisy_outline_whole(blurred_nucleus):
     assert _iou(smoothed, truth) > _iou(ragged, truth)
 
 
+@pytest.mark.parametrize("noise, blurs", [(0.0, False), (10.0, False), (80.0, True)])
+def test_auto_smoothing_blurs_only_noisy_objects(blurred_nucleus, noise, blurs):
+    truth, image = blurred_nucleus
+    image = image + np.random.default_rng(1).normal(0, noise, image.shape)
+    mask = _disc(7)
+    plain, blurred = (refine_boundary(mask, image, smooth=s, shrink=True) for s in (0.0, 1.0))
+    assert not np.array_equal(plain, blurred)
+    auto = refine_boundary(mask, image, smooth="auto", shrink=True)
+    assert np.array_equal(auto, blurred if blurs else plain)
+    with pytest.raises(ValueError, match="auto"):
+        refine_boundary(mask, image, smooth="sometimes")
+
+
 def test_only_the_band_changes(blurred_nucleus):
     truth, image = blurred_nucleus
     mask = _disc(6)

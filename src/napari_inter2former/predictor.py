@@ -24,6 +24,7 @@ from .transforms import InputGeometry, to_rgb_uint8
 MERGE_RULES = ("signed", "all")
 CENTRE_DEPTH = 0.5  # share of a region's greatest depth: a negative click there drops it all
 EDGE_SIGMA = 1.0  # image pixels: blur of the edge map the negative-click cut follows
+AUTO_SMOOTH_CNR = 4.0  # refine_boundary(smooth="auto") blurs below this contrast / pixel noise
 
 __all__ = [
     "Click",
@@ -540,7 +541,7 @@ def refine_boundary(
     band: int = 1,
     surround: tuple[int, int] = (2, 5),
     min_contrast: float = 1.0,
-    smooth: float = 0.0,
+    smooth: float | str = 0.0,
     shrink: bool = False,
 ) -> np.ndarray:
     """Give the pixels of the mask's boundary band to the nearer of object and surround.
@@ -565,9 +566,12 @@ def refine_boundary(
     min_contrast : float
         Least distance of the interior and surround medians, in units of the
         interior's spread, for anything to change.
-    smooth : float
+    smooth : float or 'auto'
         Gaussian blur (pixels) of the image before the colours are compared,
-        against noise; 0: none.
+        against noise; 0: none. ``'auto'``: a 1-pixel blur where the
+        interior-surround distance is below :data:`AUTO_SMOOTH_CNR` times the
+        pixel noise near the outline (the robust spread of each pixel's
+        difference from its 3x3 mean), none elsewhere.
     shrink : bool
         Also take band pixels out of the mask (default: only add them; on the
         training nuclei of PlantSeg, whose outlines lie outside the half-way
@@ -591,8 +595,6 @@ def refine_boundary(
     pixels = np.asarray(image, dtype=np.float32)[r0:r1, c0:c1]
     if pixels.ndim == 2:
         pixels = pixels[..., None]
-    if smooth > 0:
-        pixels = ndi.gaussian_filter(pixels, (smooth, smooth, 0))
     # taxicab distances: the same sets as iterated binary erosions / dilations, in one pass
     to_mask = ndi.distance_transform_cdt(~crop, metric="taxicab")
     to_outside = ndi.distance_transform_cdt(np.pad(crop, 1), metric="taxicab")[1:-1, 1:-1]
@@ -600,10 +602,17 @@ def refine_boundary(
     ring = (to_mask > surround[0]) & (to_mask <= surround[1])
     if interior.sum() < 4 or ring.sum() < 4:
         return mask
-    interior_colours = _every_nth(pixels, interior)
-    inside = np.median(interior_colours, axis=0)
-    outside = np.median(_every_nth(pixels, ring), axis=0)
-    spread = float(np.linalg.norm(interior_colours.std(axis=0)))
+    if smooth == "auto":
+        inside, outside, _ = _colour_stats(pixels, interior, ring)
+        noisy = np.linalg.norm(inside - outside) < AUTO_SMOOTH_CNR * _pixel_noise(
+            pixels, interior | ring
+        )
+        smooth = 1.0 if noisy else 0.0
+    elif isinstance(smooth, str):
+        raise ValueError(f"smooth must be a number or 'auto', got {smooth!r}")
+    if smooth > 0:
+        pixels = ndi.gaussian_filter(pixels, (smooth, smooth, 0))
+    inside, outside, spread = _colour_stats(pixels, interior, ring)
     if np.linalg.norm(inside - outside) < min_contrast * max(spread, 1e-6):
         return mask
     edge = (to_mask <= band) & (to_outside <= band)
@@ -616,6 +625,25 @@ def refine_boundary(
     out = mask.copy()
     out[r0:r1, c0:c1][edge] = nearer_inside
     return out
+
+
+def _colour_stats(
+    pixels: np.ndarray, interior: np.ndarray, ring: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Median colour of the interior and of the ring, and the interior's spread (norm of stds)."""
+    interior_colours = _every_nth(pixels, interior)
+    inside = np.median(interior_colours, axis=0)
+    outside = np.median(_every_nth(pixels, ring), axis=0)
+    return inside, outside, float(np.linalg.norm(interior_colours.std(axis=0)))
+
+
+def _pixel_noise(pixels: np.ndarray, where: np.ndarray) -> float:
+    """Robust standard deviation (norm over channels) of pixel minus 3x3 mean at ``where``."""
+    from scipy import ndimage as ndi
+
+    residual = _every_nth(pixels - ndi.uniform_filter(pixels, (3, 3, 0)), where)
+    mad = np.median(np.abs(residual - np.median(residual, axis=0)), axis=0)
+    return float(np.linalg.norm(1.4826 * mad))
 
 
 def _every_nth(pixels: np.ndarray, where: np.ndarray, cap: int = 20_000) -> np.ndarray:
@@ -684,6 +712,9 @@ class Predictor(BasePredictor):
         object's colour than its surround's (:func:`refine_boundary`): the
         decoder's masks of small nuclei are about a pixel too tight
         (``docs/evaluation.md``, sessions 9-10). Default True.
+    refine_smooth : float or 'auto'
+        The outline step's blur before its colour test (``smooth`` of
+        :func:`refine_boundary`). Default 0 (none).
     """
 
     def __init__(
@@ -699,6 +730,7 @@ class Predictor(BasePredictor):
         boundary_rule: str | None = "all",
         dlu_rule: str = "threshold",
         refine_boundary: bool = True,
+        refine_smooth: float | str = 0.0,
     ) -> None:
         super().__init__()
         import torch
@@ -718,6 +750,9 @@ class Predictor(BasePredictor):
             raise ValueError(f"dlu_rule must be one of {DLU_RULES}, got {dlu_rule!r}")
         self.dlu_rule = dlu_rule
         self.refine_boundary = bool(refine_boundary)
+        if isinstance(refine_smooth, str) and refine_smooth != "auto":
+            raise ValueError(f"refine_smooth must be a number or 'auto', got {refine_smooth!r}")
+        self.refine_smooth = refine_smooth
         self._landscape = None
         self.cache = _FeatureCache(cache_size)
         self.zoom_in = zoom_in
@@ -937,5 +972,5 @@ class Predictor(BasePredictor):
             crop = F.interpolate(crop, size=(g.rows, g.cols), mode="bilinear", align_corners=False)
         mask = (crop[0, 0] > 0).cpu().numpy()
         if self.refine_boundary:
-            mask = refine_boundary(mask, self._crop(self._rgb))
+            mask = refine_boundary(mask, self._crop(self._rgb), smooth=self.refine_smooth)
         return mask

@@ -33,6 +33,7 @@ DEFAULT_VARIANTS: dict[str, dict] = {
     "default-dlu-threshold": {"dlu_rule": "threshold"},
     "default-refine": {"refine_boundary": True},
     "default-no-refine": {"refine_boundary": False},
+    "default-refine-auto": {"refine_smooth": "auto"},
 }
 MODEL_NAMES = (*DEFAULT_VARIANTS, "mobilesam", "random-walker", "fake")
 
@@ -129,7 +130,8 @@ def load_predictor(spec: str, *, threads: int | None = 2) -> BasePredictor:
         ``default-dlu-clicked`` / ``default-dlu-threshold`` (local upsampling of the
         localiser's token groups that hold a positive click / of all its tokens:
         ``dlu_rule``), ``default-refine`` / ``default-no-refine`` (with / without
-        :func:`~napari_inter2former.predictor.refine_boundary`), ``mobilesam``,
+        :func:`~napari_inter2former.predictor.refine_boundary`), ``default-refine-auto``
+        (the outline step blurring noisy objects first: ``refine_smooth='auto'``), ``mobilesam``,
         ``random-walker``, ``fake`` (:class:`~napari_inter2former.testing.FakePredictor`),
         the path of an Inter2Former decoder weight file, or ``VARIANT:PATH``
         (that decoder with a ``default-*`` variant's settings, e.g.
