@@ -119,3 +119,23 @@ def test_the_predictor_refines_its_masks_when_asked():
         masks[refine] = predictor.add_click(60, 70)
     assert masks[True].sum() > masks[False].sum()
     assert _iou(masks[True], truth) > _iou(masks[False], truth) + 0.1
+
+
+def test_the_predictor_blurs_noisy_objects_by_default():
+    """A noisy nucleus: the default predictor's mask is the blurred outline step's."""
+    from napari_inter2former.predictor import Predictor
+    from stub_models import ClickDiscModel
+
+    truth = _disc(6, shape=(128, 128), centre=(60, 70))
+    clean = ndi.gaussian_filter(np.where(truth, 200.0, 60.0), 1.0)
+    noisy = np.clip(clean + np.random.default_rng(2).normal(0, 60, clean.shape), 0, 255)
+    masks = {}
+    for smooth in ("auto", 0.0, 1.0):
+        predictor = Predictor(ClickDiscModel(), refine_smooth=smooth)
+        predictor.set_image(noisy.astype(np.uint8))
+        masks[smooth] = predictor.add_click(60, 70)
+    assert Predictor(ClickDiscModel()).refine_smooth == "auto"
+    assert not np.array_equal(masks[0.0], masks[1.0])
+    assert np.array_equal(masks["auto"], masks[1.0])
+    with pytest.raises(ValueError, match="refine_smooth"):
+        Predictor(ClickDiscModel(), refine_smooth="sometimes")

@@ -714,7 +714,9 @@ class Predictor(BasePredictor):
         (``docs/evaluation.md``, sessions 9-10). Default True.
     refine_smooth : float or 'auto'
         The outline step's blur before its colour test (``smooth`` of
-        :func:`refine_boundary`). Default 0 (none).
+        :func:`refine_boundary`). Default ``'auto'``: a 1-pixel blur for objects
+        whose contrast is low against the pixel noise (fewer clicks on the
+        generated and training nuclei, ``docs/evaluation.md``, session 11).
     """
 
     def __init__(
@@ -730,7 +732,7 @@ class Predictor(BasePredictor):
         boundary_rule: str | None = "all",
         dlu_rule: str = "threshold",
         refine_boundary: bool = True,
-        refine_smooth: float | str = 0.0,
+        refine_smooth: float | str = "auto",
     ) -> None:
         super().__init__()
         import torch

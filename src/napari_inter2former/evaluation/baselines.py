@@ -34,6 +34,7 @@ DEFAULT_VARIANTS: dict[str, dict] = {
     "default-refine": {"refine_boundary": True},
     "default-no-refine": {"refine_boundary": False},
     "default-refine-auto": {"refine_smooth": "auto"},
+    "default-refine-noblur": {"refine_smooth": 0.0},
 }
 MODEL_NAMES = (*DEFAULT_VARIANTS, "mobilesam", "random-walker", "fake")
 
@@ -130,8 +131,9 @@ def load_predictor(spec: str, *, threads: int | None = 2) -> BasePredictor:
         ``default-dlu-clicked`` / ``default-dlu-threshold`` (local upsampling of the
         localiser's token groups that hold a positive click / of all its tokens:
         ``dlu_rule``), ``default-refine`` / ``default-no-refine`` (with / without
-        :func:`~napari_inter2former.predictor.refine_boundary`), ``default-refine-auto``
-        (the outline step blurring noisy objects first: ``refine_smooth='auto'``), ``mobilesam``,
+        :func:`~napari_inter2former.predictor.refine_boundary`), ``default-refine-auto`` /
+        ``default-refine-noblur`` (the outline step blurring noisy objects first, the
+        default, / never: ``refine_smooth``), ``mobilesam``,
         ``random-walker``, ``fake`` (:class:`~napari_inter2former.testing.FakePredictor`),
         the path of an Inter2Former decoder weight file, or ``VARIANT:PATH``
         (that decoder with a ``default-*`` variant's settings, e.g.
