@@ -139,3 +139,23 @@ def test_the_predictor_blurs_noisy_objects_by_default():
     assert np.array_equal(masks["auto"], masks[1.0])
     with pytest.raises(ValueError, match="refine_smooth"):
         Predictor(ClickDiscModel(), refine_smooth="sometimes")
+
+
+def test_after_a_negative_click_the_outline_may_also_shrink():
+    """The stub predicts the click disc (radius 5) around a nucleus of radius 4."""
+    from napari_inter2former.predictor import Predictor
+    from stub_models import ClickDiscModel
+
+    truth = _disc(4, shape=(128, 128), centre=(60, 70))
+    image = ndi.gaussian_filter(np.where(truth, 220.0, 30.0), 0.7).astype(np.uint8)
+    masks = {}
+    for shrink in (False, True):
+        predictor = Predictor(ClickDiscModel(), refine_shrink_at_negative=shrink)
+        predictor.set_image(image)
+        first = predictor.add_click(60, 70)
+        masks[shrink] = predictor.add_click(20, 20, positive=False)
+        if not shrink:  # growing only: the negative click far away changes nothing
+            assert np.array_equal(masks[shrink], first)
+    assert Predictor(ClickDiscModel()).refine_shrink_at_negative
+    assert (masks[True] <= masks[False]).all()
+    assert _iou(masks[True], truth) > _iou(masks[False], truth) + 0.1

@@ -717,6 +717,11 @@ class Predictor(BasePredictor):
         :func:`refine_boundary`). Default ``'auto'``: a 1-pixel blur for objects
         whose contrast is low against the pixel noise (fewer clicks on the
         generated and training nuclei, ``docs/evaluation.md``, session 11).
+    refine_shrink_at_negative : bool
+        After a negative click the outline step may also take the band's pixels out
+        of the mask (``shrink`` of :func:`refine_boundary`); after a positive one it
+        only grows the mask. Default True (fewer clicks on the generated and training
+        nuclei, ``docs/evaluation.md``, session 11).
     """
 
     def __init__(
@@ -733,6 +738,7 @@ class Predictor(BasePredictor):
         dlu_rule: str = "threshold",
         refine_boundary: bool = True,
         refine_smooth: float | str = "auto",
+        refine_shrink_at_negative: bool = True,
     ) -> None:
         super().__init__()
         import torch
@@ -755,6 +761,7 @@ class Predictor(BasePredictor):
         if isinstance(refine_smooth, str) and refine_smooth != "auto":
             raise ValueError(f"refine_smooth must be a number or 'auto', got {refine_smooth!r}")
         self.refine_smooth = refine_smooth
+        self.refine_shrink_at_negative = bool(refine_shrink_at_negative)
         self._landscape = None
         self.cache = _FeatureCache(cache_size)
         self.zoom_in = zoom_in
@@ -873,7 +880,7 @@ class Predictor(BasePredictor):
             logits = merge_at_click(logits, self.last_logits, (row, col), grow_anywhere=grow)
         self._ref = update_by_prediction(ref, logits > 0)
         self.last_logits = logits
-        return self._logits_to_mask(logits)
+        return self._logits_to_mask(logits, shrink=self.refine_shrink_at_negative and not click.positive)
 
     def _replay(self, box: tuple[int, int, int, int] | None) -> np.ndarray:
         """Move to ``box`` and replay the object's clicks there; the image-sized mask."""
@@ -963,7 +970,7 @@ class Predictor(BasePredictor):
         grid[:rr, :rc] = mask[np.ix_(rows, cols)]
         return grid
 
-    def _logits_to_mask(self, logits) -> np.ndarray:
+    def _logits_to_mask(self, logits, shrink: bool = False) -> np.ndarray:
         """Crop the padding off (1, 1, T, T) logits, resize to the image, threshold."""
         import torch.nn.functional as F
 
@@ -974,5 +981,7 @@ class Predictor(BasePredictor):
             crop = F.interpolate(crop, size=(g.rows, g.cols), mode="bilinear", align_corners=False)
         mask = (crop[0, 0] > 0).cpu().numpy()
         if self.refine_boundary:
-            mask = refine_boundary(mask, self._crop(self._rgb), smooth=self.refine_smooth)
+            mask = refine_boundary(
+                mask, self._crop(self._rgb), smooth=self.refine_smooth, shrink=shrink
+            )
         return mask

@@ -35,6 +35,7 @@ DEFAULT_VARIANTS: dict[str, dict] = {
     "default-no-refine": {"refine_boundary": False},
     "default-refine-auto": {"refine_smooth": "auto"},
     "default-refine-noblur": {"refine_smooth": 0.0},
+    "default-refine-grow-only": {"refine_shrink_at_negative": False},
 }
 MODEL_NAMES = (*DEFAULT_VARIANTS, "mobilesam", "random-walker", "fake")
 
@@ -133,7 +134,9 @@ def load_predictor(spec: str, *, threads: int | None = 2) -> BasePredictor:
         ``dlu_rule``), ``default-refine`` / ``default-no-refine`` (with / without
         :func:`~napari_inter2former.predictor.refine_boundary`), ``default-refine-auto`` /
         ``default-refine-noblur`` (the outline step blurring noisy objects first, the
-        default, / never: ``refine_smooth``), ``mobilesam``,
+        default, / never: ``refine_smooth``), ``default-refine-grow-only`` (the outline
+        step never shrinking the mask, also after a negative click:
+        ``refine_shrink_at_negative=False``), ``mobilesam``,
         ``random-walker``, ``fake`` (:class:`~napari_inter2former.testing.FakePredictor`),
         the path of an Inter2Former decoder weight file, or ``VARIANT:PATH``
         (that decoder with a ``default-*`` variant's settings, e.g.
