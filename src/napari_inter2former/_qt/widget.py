@@ -144,8 +144,9 @@ class Inter2FormerWidget(QWidget):
         )
         self.refine_check = self._predictor_check(
             "Snap outline to edges",
-            "Move the mask's outline by up to a pixel to half-way between the object's "
-            "and its surround's intensity (small nuclei come out about a pixel too tight)",
+            "Grow the mask's outline by up to a pixel towards half-way between the object's "
+            "and its surround's intensity (small nuclei come out about a pixel too tight); "
+            "after a negative click it may also shrink",
             "refine_boundary",
         )
         self.merge_check = self._predictor_check(
