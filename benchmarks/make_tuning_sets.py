@@ -2,7 +2,7 @@
 
     python benchmarks/make_tuning_sets.py /tmp/tune
 
-Three sets in the evaluation tool's layout (``NAME/images``, ``NAME/masks``):
+Five sets in the evaluation tool's layout (``NAME/images``, ``NAME/masks``):
 
 - ``nucs``: 8 generated images of small nuclei, ``synthetic_image(41000 + i,
   size_range=(256, 256), diameter_range=(30, 70), kind="nuclei")``
@@ -12,7 +12,9 @@ Three sets in the evaluation tool's layout (``NAME/images``, ``NAME/masks``):
   (``--max-objects 5``);
 - ``nuc1135``: the training volume ``train/plantseg/nuclei_1135`` (2-D: each nucleus on
   its largest plane; ``--max-objects 20``);
-- ``coco25``: every 33rd image of ``train/coco_mval`` (25 natural images, one object each).
+- ``coco25``: every 33rd image of ``train/coco_mval`` (25 natural images, one object each);
+- ``blobs``: the training image ``train/bian/blobs`` (63 small blobs of ~500 px, 254x256;
+  all objects).
 
 The synthetic seeds lie outside the training generator's range. Then, for example:
 
@@ -57,7 +59,8 @@ def main() -> None:
     copy_pairs(train / "plantseg", out / "nuc1135", ["nuclei_1135"])
     stems = sorted(p.stem for p in (train / "coco_mval" / "images").iterdir())[::33]
     copy_pairs(train / "coco_mval", out / "coco25", stems)
-    print(f"wrote {', '.join([*GENERATED, 'nuc1135', 'coco25'])} under {out}")
+    copy_pairs(train / "bian", out / "blobs", ["blobs"])
+    print(f"wrote {', '.join([*GENERATED, 'nuc1135', 'coco25', 'blobs'])} under {out}")
 
 
 def copy_pairs(source: Path, target: Path, stems: list[str]) -> None:
