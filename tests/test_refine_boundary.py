@@ -105,18 +105,23 @@ def test_a_mask_at_the_image_border(blurred_nucleus):
     assert _iou(refined, truth) > 0.85
 
 
-def test_the_predictor_refines_its_masks_when_asked():
-    """A stub decoder predicts the click disc (radius 5); the nucleus has radius 6."""
+def _stub_predictor(image, **settings):
+    """A Predictor on ``image`` whose stub decoder predicts the positive click discs (radius 5)."""
     from napari_inter2former.predictor import Predictor
     from stub_models import ClickDiscModel
 
+    predictor = Predictor(ClickDiscModel(), **settings)
+    predictor.set_image(image)
+    return predictor
+
+
+def test_the_predictor_refines_its_masks_when_asked():
+    """A stub decoder predicts the click disc (radius 5); the nucleus has radius 6."""
     truth = _disc(6, shape=(128, 128), centre=(60, 70))
     image = ndi.gaussian_filter(np.where(truth, 220.0, 30.0), 1.0).astype(np.uint8)
     masks = {}
     for refine in (False, True):
-        predictor = Predictor(ClickDiscModel(), refine_boundary=refine)
-        predictor.set_image(image)
-        masks[refine] = predictor.add_click(60, 70)
+        masks[refine] = _stub_predictor(image, refine_boundary=refine).add_click(60, 70)
     assert masks[True].sum() > masks[False].sum()
     assert _iou(masks[True], truth) > _iou(masks[False], truth) + 0.1
 
@@ -131,8 +136,7 @@ def test_the_predictor_blurs_noisy_objects_by_default():
     noisy = np.clip(clean + np.random.default_rng(2).normal(0, 60, clean.shape), 0, 255)
     masks = {}
     for smooth in ("auto", 0.0, 1.0):
-        predictor = Predictor(ClickDiscModel(), refine_smooth=smooth)
-        predictor.set_image(noisy.astype(np.uint8))
+        predictor = _stub_predictor(noisy.astype(np.uint8), refine_smooth=smooth)
         masks[smooth] = predictor.add_click(60, 70)
     assert Predictor(ClickDiscModel()).refine_smooth == "auto"
     assert not np.array_equal(masks[0.0], masks[1.0])
@@ -150,8 +154,7 @@ def test_after_a_negative_click_the_outline_may_also_shrink():
     image = ndi.gaussian_filter(np.where(truth, 220.0, 30.0), 0.7).astype(np.uint8)
     masks = {}
     for shrink in (False, True):
-        predictor = Predictor(ClickDiscModel(), refine_shrink_at_negative=shrink)
-        predictor.set_image(image)
+        predictor = _stub_predictor(image, refine_shrink_at_negative=shrink)
         first = predictor.add_click(60, 70)
         masks[shrink] = predictor.add_click(20, 20, positive=False)
         if not shrink:  # growing only: the negative click far away changes nothing
