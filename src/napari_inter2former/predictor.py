@@ -602,9 +602,10 @@ def refine_boundary(
     ring = (to_mask > surround[0]) & (to_mask <= surround[1])
     if interior.sum() < 4 or ring.sum() < 4:
         return mask
+    stats = None  # (inside, outside, spread) of the unblurred pixels, once computed
     if smooth == "auto":
-        inside, outside, _ = _colour_stats(pixels, interior, ring)
-        noisy = np.linalg.norm(inside - outside) < AUTO_SMOOTH_CNR * _pixel_noise(
+        stats = _colour_stats(pixels, interior, ring)
+        noisy = np.linalg.norm(stats[0] - stats[1]) < AUTO_SMOOTH_CNR * _pixel_noise(
             pixels, interior | ring
         )
         smooth = 1.0 if noisy else 0.0
@@ -612,7 +613,10 @@ def refine_boundary(
         raise ValueError(f"smooth must be a number or 'auto', got {smooth!r}")
     if smooth > 0:
         pixels = ndi.gaussian_filter(pixels, (smooth, smooth, 0))
-    inside, outside, spread = _colour_stats(pixels, interior, ring)
+        stats = None
+    if stats is None:
+        stats = _colour_stats(pixels, interior, ring)
+    inside, outside, spread = stats
     if np.linalg.norm(inside - outside) < min_contrast * max(spread, 1e-6):
         return mask
     edge = (to_mask <= band) & (to_outside <= band)
@@ -880,7 +884,8 @@ class Predictor(BasePredictor):
             logits = merge_at_click(logits, self.last_logits, (row, col), grow_anywhere=grow)
         self._ref = update_by_prediction(ref, logits > 0)
         self.last_logits = logits
-        return self._logits_to_mask(logits, shrink=self.refine_shrink_at_negative and not click.positive)
+        shrink = self.refine_shrink_at_negative and not click.positive
+        return self._logits_to_mask(logits, shrink=shrink)
 
     def _replay(self, box: tuple[int, int, int, int] | None) -> np.ndarray:
         """Move to ``box`` and replay the object's clicks there; the image-sized mask."""

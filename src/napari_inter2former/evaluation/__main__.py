@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--model", action="append", required=True,
         help="default | default-zoom | default-all-regions | default-no-cut | default-box | "
-        "default-dlu-clicked | default-dlu-threshold | default-refine | default-no-refine | default-refine-auto | default-refine-noblur | default-refine-grow-only | "
+        "default-dlu-clicked | default-dlu-threshold | default-refine | default-no-refine | "
+        "default-refine-auto | default-refine-noblur | default-refine-grow-only | "
         "mobilesam | random-walker | fake | PATH to decoder weights | "
         "VARIANT:PATH (a default-* variant's settings with those weights); repeatable",
     )
