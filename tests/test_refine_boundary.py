@@ -105,6 +105,60 @@ def test_a_mask_at_the_image_border(blurred_nucleus):
     assert _iou(refined, truth) > 0.85
 
 
+def test_a_positive_click_on_the_band_moves_the_bar_outwards(blurred_nucleus):
+    _, image = blurred_nucleus  # half-way colour at radius 8; the outline drawn at 9
+    truth, mask = _disc(9), _disc(8)
+    plain = refine_boundary(mask, image)
+    assert _iou(plain, truth) < 0.85
+    on_band = (23, 30)  # radius 9, just outside the mask
+    assert not mask[on_band] and truth[on_band]
+    clicked = refine_boundary(mask, image, clicks=[(*on_band, True)])
+    assert clicked[on_band] and (clicked >= plain).all()
+    assert _iou(clicked, truth) > 0.9
+
+
+def test_a_negative_click_on_the_band_moves_the_bar_inwards(blurred_nucleus):
+    _, image = blurred_nucleus  # half-way colour at radius 8; the outline drawn at 7
+    truth, mask = _disc(7), _disc(8)
+    on_band = (25, 27)  # radius 7.6, inside the mask, brighter than half-way
+    assert mask[on_band] and not truth[on_band]
+    shrunk = refine_boundary(mask, image, shrink=True)
+    assert shrunk[on_band]
+    clicked = refine_boundary(mask, image, clicks=[(*on_band, False)])
+    assert not clicked[on_band] and (clicked <= mask).all()
+    assert _iou(clicked, truth) > _iou(shrunk, truth) + 0.05
+
+
+def test_a_negative_click_on_the_background_takes_only_darker_pixels(blurred_nucleus):
+    _, image = blurred_nucleus  # half-way colour at radius 8; the outline drawn at 9
+    truth = _disc(9)
+    mask = truth.copy()
+    mask[22, 30] = True  # one background pixel (radius 10) in the mask
+    assert image[22, 30] < image[truth].min()
+    clicked = refine_boundary(mask, image, clicks=[(22, 30, False)])
+    assert np.array_equal(clicked, truth)
+    # a shrink at half-way takes the outline's own pixels too
+    assert _iou(refine_boundary(mask, image, shrink=True), truth) < 0.85
+
+
+def test_contradicting_and_distant_clicks(blurred_nucleus):
+    _, image = blurred_nucleus
+    mask = _disc(8)
+    plain = refine_boundary(mask, image, shrink=True)
+    # the same colour clicked both ways: the bar stays, each click keeps its pixel
+    inside_pixel, outside_pixel = (24, 30), (40, 30)
+    both = refine_boundary(
+        mask, image, clicks=[(*inside_pixel, False), (*outside_pixel, True)], shrink=True
+    )
+    assert not both[inside_pixel] and both[outside_pixel]
+    differ = both != plain
+    differ[inside_pixel] = differ[outside_pixel] = False
+    assert not differ.any()
+    # clicks far from the outline change nothing
+    far = [(32, 30, False), (5, 5, True)]
+    assert np.array_equal(refine_boundary(mask, image, clicks=far), refine_boundary(mask, image))
+
+
 def _stub_predictor(image, **settings):
     """A Predictor on ``image`` whose stub decoder predicts the positive click discs (radius 5)."""
     from napari_inter2former.predictor import Predictor

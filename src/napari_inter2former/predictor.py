@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -541,8 +541,10 @@ def refine_boundary(
     band: int = 1,
     surround: tuple[int, int] = (2, 5),
     min_contrast: float = 1.0,
+    level: float = 0.5,
     smooth: float | str = 0.0,
     shrink: bool = False,
+    clicks: Sequence[tuple[float, float, bool]] = (),
 ) -> np.ndarray:
     """Give the pixels of the mask's boundary band to the nearer of object and surround.
 
@@ -566,6 +568,11 @@ def refine_boundary(
     min_contrast : float
         Least distance of the interior and surround medians, in units of the
         interior's spread, for anything to change.
+    level : float
+        Where between the surround's colour (0) and the interior's (1) the
+        outline lies: a band pixel belongs to the object when its colour is
+        past this fraction of the way (for grey images; in colour, by the
+        difference of its distances to the two). Default half-way.
     smooth : float or 'auto'
         Gaussian blur (pixels) of the image before the colours are compared,
         against noise; 0: none. ``'auto'``: a 1-pixel blur where the
@@ -576,6 +583,13 @@ def refine_boundary(
         Also take band pixels out of the mask (default: only add them; on the
         training nuclei of PlantSeg, whose outlines lie outside the half-way
         intensity, shrinking cost clicks, ``docs/evaluation.md``, session 10).
+    clicks : sequence of (row, col, positive)
+        The object's clicks (image pixels). Those on the band tell where the
+        object's outline lies in colour: a positive one lowers the bar for
+        joining to its pixel's colour, a negative one raises it above its
+        pixel's colour (and lets the band shrink); where the two contradict,
+        the bar stays half-way. Every click within ``band + 1`` of the outline
+        keeps its own pixel on its side.
 
     Returns
     -------
@@ -620,15 +634,37 @@ def refine_boundary(
     if np.linalg.norm(inside - outside) < min_contrast * max(spread, 1e-6):
         return mask
     edge = (to_mask <= band) & (to_outside <= band)
-    if not shrink:
-        edge &= ~crop
-    colours = pixels[edge]
-    nearer_inside = np.linalg.norm(colours - inside, axis=-1) < np.linalg.norm(
-        colours - outside, axis=-1
-    )
+    # outline clicks: (row, col, positive) in the crop, on the band
+    near = [(r - r0, c - c0, p) for r, c, p in _pixels(clicks)
+            if 0 <= r - r0 < crop.shape[0] and 0 <= c - c0 < crop.shape[1]]
+    on_band = [(r, c, p) for r, c, p in near if edge[r, c]]
+
+    def nearer_inside(colours):  # > 0 where nearer the interior's colour
+        return np.linalg.norm(colours - outside, axis=-1) - np.linalg.norm(colours - inside, axis=-1)
+
+    # a band pixel outside the mask joins above join_bar, one inside stays above keep_bar
+    level_bar = (2 * level - 1) * np.linalg.norm(inside - outside)
+    join_bar, keep_bar = level_bar, (level_bar if shrink else -np.inf)
+    if on_band:
+        scores = nearer_inside(pixels[tuple(np.array([(r, c) for r, c, _ in on_band]).T)])
+        lowest_in = min((s for s, (_, _, p) in zip(scores, on_band) if p), default=np.inf)
+        highest_out = max((s for s, (_, _, p) in zip(scores, on_band) if not p), default=-np.inf)
+        if highest_out < lowest_in:  # else the colours contradict: no bar moves
+            below_lowest_in = np.nextafter(lowest_in, -np.inf)
+            join_bar = min(max(join_bar, highest_out), below_lowest_in)
+            keep_bar = min(max(keep_bar, highest_out), below_lowest_in)
+    score = nearer_inside(pixels[edge])
     out = mask.copy()
-    out[r0:r1, c0:c1][edge] = nearer_inside
+    out[r0:r1, c0:c1][edge] = score > np.where(crop[edge], keep_bar, join_bar)
+    for r, c, positive in near:
+        if to_mask[r, c] <= band + 1 and to_outside[r, c] <= band + 1:
+            out[r + r0, c + c0] = positive
     return out
+
+
+def _pixels(clicks: Sequence[tuple[float, float, bool]]) -> list[tuple[int, int, bool]]:
+    """Clicks as (row, col, positive) of the pixels they fall in."""
+    return [(int(round(r)), int(round(c)), bool(p)) for r, c, p in clicks]
 
 
 def _colour_stats(
@@ -726,6 +762,11 @@ class Predictor(BasePredictor):
         of the mask (``shrink`` of :func:`refine_boundary`); after a positive one it
         only grows the mask. Default True (fewer clicks on the generated and training
         nuclei, ``docs/evaluation.md``, session 11).
+    refine_clicks : bool
+        The outline step learns from the object's clicks on its band where the
+        outline lies in colour (``clicks`` of :func:`refine_boundary`): a click on
+        a pixel the mask's outline got wrong moves the colour bar for the whole
+        outline, and the clicked pixel keeps its side. Default False.
     """
 
     def __init__(
@@ -743,6 +784,9 @@ class Predictor(BasePredictor):
         refine_boundary: bool = True,
         refine_smooth: float | str = "auto",
         refine_shrink_at_negative: bool = True,
+        refine_clicks: bool = False,
+        refine_level: float = 0.5,
+        refine_band: int = 1,
     ) -> None:
         super().__init__()
         import torch
@@ -766,6 +810,9 @@ class Predictor(BasePredictor):
             raise ValueError(f"refine_smooth must be a number or 'auto', got {refine_smooth!r}")
         self.refine_smooth = refine_smooth
         self.refine_shrink_at_negative = bool(refine_shrink_at_negative)
+        self.refine_clicks = bool(refine_clicks)
+        self.refine_level = float(refine_level)
+        self.refine_band = int(refine_band)
         self._landscape = None
         self.cache = _FeatureCache(cache_size)
         self.zoom_in = zoom_in
@@ -885,7 +932,11 @@ class Predictor(BasePredictor):
         self._ref = update_by_prediction(ref, logits > 0)
         self.last_logits = logits
         shrink = self.refine_shrink_at_negative and not click.positive
-        return self._logits_to_mask(logits, shrink=shrink)
+        top, left = (0, 0) if self._box is None else (self._box[0], self._box[2])
+        outline_clicks = [
+            (c.row - top, c.col - left, c.positive) for c in clicks if self._in_view(c)
+        ] if self.refine_clicks else ()
+        return self._logits_to_mask(logits, shrink=shrink, clicks=outline_clicks)
 
     def _replay(self, box: tuple[int, int, int, int] | None) -> np.ndarray:
         """Move to ``box`` and replay the object's clicks there; the image-sized mask."""
@@ -975,7 +1026,7 @@ class Predictor(BasePredictor):
         grid[:rr, :rc] = mask[np.ix_(rows, cols)]
         return grid
 
-    def _logits_to_mask(self, logits, shrink: bool = False) -> np.ndarray:
+    def _logits_to_mask(self, logits, shrink: bool = False, clicks=()) -> np.ndarray:
         """Crop the padding off (1, 1, T, T) logits, resize to the image, threshold."""
         import torch.nn.functional as F
 
@@ -987,6 +1038,7 @@ class Predictor(BasePredictor):
         mask = (crop[0, 0] > 0).cpu().numpy()
         if self.refine_boundary:
             mask = refine_boundary(
-                mask, self._crop(self._rgb), smooth=self.refine_smooth, shrink=shrink
+                mask, self._crop(self._rgb), smooth=self.refine_smooth, shrink=shrink,
+                clicks=clicks, level=self.refine_level, band=self.refine_band,
             )
         return mask

@@ -36,6 +36,11 @@ DEFAULT_VARIANTS: dict[str, dict] = {
     "default-refine-auto": {"refine_smooth": "auto"},
     "default-refine-noblur": {"refine_smooth": 0.0},
     "default-refine-grow-only": {"refine_shrink_at_negative": False},
+    "default-refine-clicks": {"refine_clicks": True},
+    "default-refine-no-clicks": {"refine_clicks": False},
+    "default-level35": {"refine_level": 0.35},
+    "default-level40": {"refine_level": 0.4},
+    "default-band2": {"refine_band": 2},
 }
 MODEL_NAMES = (*DEFAULT_VARIANTS, "mobilesam", "random-walker", "fake")
 
@@ -138,6 +143,8 @@ def load_predictor(spec: str, *, threads: int | None = 2) -> BasePredictor:
         step never shrinking the mask, also after a negative click:
         ``refine_shrink_at_negative=False``), ``mobilesam``,
         ``random-walker``, ``fake`` (:class:`~napari_inter2former.testing.FakePredictor`),
+        several variants joined by ``+`` (their settings together, e.g.
+        ``default-refine-clicks+default-refine-grow-only``),
         the path of an Inter2Former decoder weight file, or ``VARIANT:PATH``
         (that decoder with a ``default-*`` variant's settings, e.g.
         ``default-dlu-clicked:run.safetensors``).
@@ -160,12 +167,12 @@ def load_predictor(spec: str, *, threads: int | None = 2) -> BasePredictor:
         from .mobilesam import MobileSAMPredictor
 
         return MobileSAMPredictor.from_pretrained()
-    if spec in DEFAULT_VARIANTS:
+    if _is_variant(spec):
         from ..predictor import Predictor
 
         return Predictor.from_pretrained(num_threads=threads, **_variant_settings(spec))
     variant, sep, rest = spec.partition(":")
-    if sep and variant in DEFAULT_VARIANTS:
+    if sep and _is_variant(variant):
         path, settings = Path(rest), _variant_settings(variant)
     else:
         path, settings = Path(spec), {}
@@ -181,9 +188,16 @@ def load_predictor(spec: str, *, threads: int | None = 2) -> BasePredictor:
     return Predictor(model, num_threads=threads, **settings)
 
 
+def _is_variant(name: str) -> bool:
+    """Whether ``name`` is a ``default-*`` variant or several joined by ``+``."""
+    return all(part in DEFAULT_VARIANTS for part in name.split("+"))
+
+
 def _variant_settings(name: str) -> dict:
-    """Predictor keyword arguments of a ``default-*`` variant."""
-    settings = dict(DEFAULT_VARIANTS[name])
+    """Predictor keyword arguments of a ``default-*`` variant (``a+b``: both, b's win)."""
+    settings = {}
+    for part in name.split("+"):
+        settings.update(DEFAULT_VARIANTS[part])
     if settings.pop("zoom_in", False):
         from ..predictor import ZoomIn
 
