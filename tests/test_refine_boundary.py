@@ -105,6 +105,18 @@ def test_a_mask_at_the_image_border(blurred_nucleus):
     assert _iou(refined, truth) > 0.85
 
 
+def test_a_lower_level_puts_the_outline_further_out(blurred_nucleus):
+    _, image = blurred_nucleus  # half-way colour at radius 8
+    mask = _disc(8)
+    half_way = refine_boundary(mask, image, shrink=True)
+    lower = refine_boundary(mask, image, level=0.2, shrink=True)
+    assert (lower >= half_way).all() and lower.sum() > half_way.sum()
+    assert _iou(lower, _disc(9)) > _iou(half_way, _disc(9))
+    for bad in (0.0, 1.0, 1.5):
+        with pytest.raises(ValueError, match="level"):
+            refine_boundary(mask, image, level=bad)
+
+
 def test_a_positive_click_on_the_band_moves_the_bar_outwards(blurred_nucleus):
     _, image = blurred_nucleus  # half-way colour at radius 8; the outline drawn at 9
     truth, mask = _disc(9), _disc(8)
@@ -213,6 +225,37 @@ def test_after_a_negative_click_the_outline_may_also_shrink():
         masks[shrink] = predictor.add_click(20, 20, positive=False)
         if not shrink:  # growing only: the negative click far away changes nothing
             assert np.array_equal(masks[shrink], first)
-    assert Predictor(ClickDiscModel()).refine_shrink_at_negative
+    assert not Predictor(ClickDiscModel()).refine_shrink_at_negative
     assert (masks[True] <= masks[False]).all()
     assert _iou(masks[True], truth) > _iou(masks[False], truth) + 0.1
+
+
+def test_the_predictor_gives_the_outline_step_the_objects_clicks(monkeypatch):
+    from napari_inter2former import predictor as predictor_module
+    from napari_inter2former.predictor import Predictor
+    from stub_models import ClickDiscModel
+
+    seen = []
+
+    def spy(mask, image, **kwargs):
+        seen.append(list(kwargs["clicks"]))
+        return mask
+
+    monkeypatch.setattr(predictor_module, "refine_boundary", spy)
+    image = np.zeros((128, 128), np.uint8)
+    for refine_clicks in (False, True):
+        predictor = _stub_predictor(image, refine_clicks=refine_clicks)
+        predictor.add_click(60, 70)
+        predictor.add_click(62.4, 75.6, positive=False)
+    assert Predictor(ClickDiscModel()).refine_clicks
+    assert seen[:2] == [[], []]
+    assert seen[2:] == [[(60, 70, True)], [(60, 70, True), (62.4, 75.6, False)]]
+
+
+@pytest.mark.parametrize("setting", [{"refine_level": 1.0}, {"refine_level": 0}, {"refine_band": 0}])
+def test_the_predictor_rejects_bad_outline_settings(setting):
+    from napari_inter2former.predictor import Predictor
+    from stub_models import ClickDiscModel
+
+    with pytest.raises(ValueError, match=next(iter(setting))):
+        Predictor(ClickDiscModel(), **setting)

@@ -25,6 +25,7 @@ MERGE_RULES = ("signed", "all")
 CENTRE_DEPTH = 0.5  # share of a region's greatest depth: a negative click there drops it all
 EDGE_SIGMA = 1.0  # image pixels: blur of the edge map the negative-click cut follows
 AUTO_SMOOTH_CNR = 4.0  # refine_boundary(smooth="auto") blurs below this contrast / pixel noise
+REFINE_LEVEL = 0.35  # the predictor's outline level: from surround (0) to interior (1) colour
 
 __all__ = [
     "Click",
@@ -546,13 +547,15 @@ def refine_boundary(
     shrink: bool = False,
     clicks: Sequence[tuple[float, float, bool]] = (),
 ) -> np.ndarray:
-    """Give the pixels of the mask's boundary band to the nearer of object and surround.
+    """Give the pixels of the mask's boundary band to the object or its surround by colour.
 
     The pixels within ``band`` of the mask's outline outside it (and inside
-    it, with ``shrink``) join the mask where their colour is nearer the median
-    colour of the mask's interior than the median of a ring around it
-    (``surround`` pixels out), and with ``shrink`` leave it where it is not:
-    the outline moves towards the half-way intensity of a blurred edge.
+    it, with ``shrink``) join the mask where their colour is past ``level`` of
+    the way from the median colour of a ring around the mask (``surround``
+    pixels out) to the median colour of its interior (at the default 0.5:
+    nearer the interior's), and with ``shrink`` leave it where it is not: the
+    outline moves towards that level of a blurred edge. Clicks on the band
+    move the level for this object (``clicks``).
     Nothing changes where the object does not stand out: the
     interior-surround distance is below ``min_contrast`` times the interior's
     spread (its per-channel standard deviations, as a vector norm).
@@ -586,10 +589,11 @@ def refine_boundary(
     clicks : sequence of (row, col, positive)
         The object's clicks (image pixels). Those on the band tell where the
         object's outline lies in colour: a positive one lowers the bar for
-        joining to its pixel's colour, a negative one raises it above its
-        pixel's colour (and lets the band shrink); where the two contradict,
-        the bar stays half-way. Every click within ``band + 1`` of the outline
-        keeps its own pixel on its side.
+        joining to its pixel's colour; a negative one raises the bar for joining
+        above its pixel's colour, and band pixels inside the mask whose colour
+        is no nearer the interior's than its leave the mask; where positive and
+        negative clicks contradict, the bars stay at ``level``. Every click
+        within ``band + 1`` of the outline keeps its own pixel on its side.
 
     Returns
     -------
@@ -598,6 +602,8 @@ def refine_boundary(
     """
     from scipy import ndimage as ndi
 
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must lie between 0 and 1, got {level!r}")
     mask = np.asarray(mask, dtype=bool)
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
     if rows.size == 0:
@@ -633,10 +639,13 @@ def refine_boundary(
     inside, outside, spread = stats
     if np.linalg.norm(inside - outside) < min_contrast * max(spread, 1e-6):
         return mask
-    edge = (to_mask <= band) & (to_outside <= band)
-    # outline clicks: (row, col, positive) in the crop, on the band
+    # outline clicks: (row, col, positive) in the crop, within band + 1 of the outline
     near = [(r - r0, c - c0, p) for r, c, p in _pixels(clicks)
             if 0 <= r - r0 < crop.shape[0] and 0 <= c - c0 < crop.shape[1]]
+    near = [
+        (r, c, p) for r, c, p in near if to_mask[r, c] <= band + 1 and to_outside[r, c] <= band + 1
+    ]
+    edge = (to_mask <= band) & (to_outside <= band)
     on_band = [(r, c, p) for r, c, p in near if edge[r, c]]
 
     def nearer_inside(colours):  # > 0 where nearer the interior's colour
@@ -657,8 +666,7 @@ def refine_boundary(
     out = mask.copy()
     out[r0:r1, c0:c1][edge] = score > np.where(crop[edge], keep_bar, join_bar)
     for r, c, positive in near:
-        if to_mask[r, c] <= band + 1 and to_outside[r, c] <= band + 1:
-            out[r + r0, c + c0] = positive
+        out[r + r0, c + c0] = positive
     return out
 
 
@@ -758,15 +766,27 @@ class Predictor(BasePredictor):
         whose contrast is low against the pixel noise (fewer clicks on the
         generated and training nuclei, ``docs/evaluation.md``, session 11).
     refine_shrink_at_negative : bool
-        After a negative click the outline step may also take the band's pixels out
-        of the mask (``shrink`` of :func:`refine_boundary`); after a positive one it
-        only grows the mask. Default True (fewer clicks on the generated and training
-        nuclei, ``docs/evaluation.md``, session 11).
+        After every negative click the outline step may also take the band's
+        pixels out of the mask (``shrink`` of :func:`refine_boundary`). Default
+        False: a negative click on the outline takes out only the band's pixels at
+        least as near the surround's colour as its own (``refine_clicks``); the
+        shrink at the outline level cost clicks on the blobs of the training
+        images (``docs/evaluation.md``, sessions 11-12).
     refine_clicks : bool
         The outline step learns from the object's clicks on its band where the
-        outline lies in colour (``clicks`` of :func:`refine_boundary`): a click on
-        a pixel the mask's outline got wrong moves the colour bar for the whole
-        outline, and the clicked pixel keeps its side. Default False.
+        outline lies in colour (``clicks`` of :func:`refine_boundary`): a positive
+        click on a pixel outside the mask lowers the bar for joining to its colour,
+        a negative one on a pixel inside raises the bar for staying above its
+        colour, and a clicked pixel within a pixel of the band keeps its side.
+        Default True (fewer clicks on the generated and training nuclei,
+        ``docs/evaluation.md``, session 12).
+    refine_level : float
+        Where the outline step puts the outline between the surround's colour (0)
+        and the interior's (1) (``level`` of :func:`refine_boundary`). Default
+        :data:`REFINE_LEVEL` (0.35): annotated outlines of the training nuclei and
+        blobs lie outside the half-way colour (``docs/evaluation.md``, session 12).
+    refine_band : int
+        Half-width of the outline step's band in image pixels. Default 1.
     """
 
     def __init__(
@@ -783,9 +803,9 @@ class Predictor(BasePredictor):
         dlu_rule: str = "threshold",
         refine_boundary: bool = True,
         refine_smooth: float | str = "auto",
-        refine_shrink_at_negative: bool = True,
-        refine_clicks: bool = False,
-        refine_level: float = 0.5,
+        refine_shrink_at_negative: bool = False,
+        refine_clicks: bool = True,
+        refine_level: float = REFINE_LEVEL,
         refine_band: int = 1,
     ) -> None:
         super().__init__()
@@ -811,6 +831,10 @@ class Predictor(BasePredictor):
         self.refine_smooth = refine_smooth
         self.refine_shrink_at_negative = bool(refine_shrink_at_negative)
         self.refine_clicks = bool(refine_clicks)
+        if not 0.0 < refine_level < 1.0:
+            raise ValueError(f"refine_level must lie between 0 and 1, got {refine_level!r}")
+        if int(refine_band) < 1:
+            raise ValueError(f"refine_band must be at least 1, got {refine_band!r}")
         self.refine_level = float(refine_level)
         self.refine_band = int(refine_band)
         self._landscape = None

@@ -62,8 +62,8 @@ def test_load_predictor_variant_with_a_weight_file(tmp_path, monkeypatch):
     clicked = load_predictor(f"default-dlu-clicked:{weights}", threads=None)
     plain = load_predictor(str(weights), threads=None)
     assert (clicked.dlu_rule, plain.dlu_rule) == ("clicked", "threshold")
-    joined = load_predictor(f"default-dlu-clicked+default-refine-clicks:{weights}", threads=None)
-    assert (joined.dlu_rule, joined.refine_clicks, plain.refine_clicks) == ("clicked", True, False)
+    joined = load_predictor(f"default-dlu-clicked+default-refine-no-clicks:{weights}", threads=None)
+    assert (joined.dlu_rule, joined.refine_clicks, plain.refine_clicks) == ("clicked", False, True)
     assert built == [str(weights)] * 3
     with pytest.raises(ValueError, match="neither"):
         load_predictor(f"default-dlu-clicked+nonsense:{weights}")

@@ -144,9 +144,9 @@ class Inter2FormerWidget(QWidget):
         )
         self.refine_check = self._predictor_check(
             "Snap outline to edges",
-            "Grow the mask's outline by up to a pixel towards half-way between the object's "
-            "and its surround's intensity (small nuclei come out about a pixel too tight); "
-            "after a negative click it may also shrink",
+            "Grow the mask's outline by up to a pixel to where the intensity is a third of "
+            "the way from the surround's to the object's (small nuclei come out about a pixel "
+            "too tight); a click on the outline moves that level for the object",
             "refine_boundary",
         )
         self.merge_check = self._predictor_check(

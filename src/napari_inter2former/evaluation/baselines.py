@@ -38,9 +38,8 @@ DEFAULT_VARIANTS: dict[str, dict] = {
     "default-refine-grow-only": {"refine_shrink_at_negative": False},
     "default-refine-clicks": {"refine_clicks": True},
     "default-refine-no-clicks": {"refine_clicks": False},
-    "default-level35": {"refine_level": 0.35},
-    "default-level40": {"refine_level": 0.4},
-    "default-band2": {"refine_band": 2},
+    "default-refine-shrink-neg": {"refine_shrink_at_negative": True},
+    "default-refine-half-way": {"refine_level": 0.5},
 }
 MODEL_NAMES = (*DEFAULT_VARIANTS, "mobilesam", "random-walker", "fake")
 
@@ -139,9 +138,16 @@ def load_predictor(spec: str, *, threads: int | None = 2) -> BasePredictor:
         ``dlu_rule``), ``default-refine`` / ``default-no-refine`` (with / without
         :func:`~napari_inter2former.predictor.refine_boundary`), ``default-refine-auto`` /
         ``default-refine-noblur`` (the outline step blurring noisy objects first, the
-        default, / never: ``refine_smooth``), ``default-refine-grow-only`` (the outline
-        step never shrinking the mask, also after a negative click:
-        ``refine_shrink_at_negative=False``), ``mobilesam``,
+        default, / never: ``refine_smooth``), ``default-refine-grow-only`` /
+        ``default-refine-shrink-neg`` (the outline step shrinking the mask only where a
+        negative click on the band says so, the default, / after every negative click:
+        ``refine_shrink_at_negative``), ``default-refine-clicks`` /
+        ``default-refine-no-clicks`` (the outline step learning the outline's colour
+        from the clicks on it, the default, / not: ``refine_clicks``),
+        ``default-refine-half-way`` (the outline at half-way colour instead of 0.35 of
+        the way: ``refine_level=0.5``; the session-11 outline step is
+        ``default-refine-no-clicks+default-refine-shrink-neg+default-refine-half-way``),
+        ``mobilesam``,
         ``random-walker``, ``fake`` (:class:`~napari_inter2former.testing.FakePredictor`),
         several variants joined by ``+`` (their settings together, e.g.
         ``default-refine-clicks+default-refine-grow-only``),
