@@ -215,3 +215,21 @@ def test_bad_inputs():
         fill_between(p, volume, 3, obj[3], 3, obj[3])
     with pytest.raises(ValueError, match="anchor"):
         list(segment_from_anchors(p, volume, {4: obj[4]}, around=5))
+
+
+def test_propagated_planes_use_the_propagation_outline_level():
+    from napari_inter2former.volume import PROPAGATION_LEVEL
+
+    class LevelSpy(FakePredictor):
+        refine_level = 0.35
+        levels: list = []
+
+        def _predict(self, click):
+            self.levels.append(self.refine_level)
+            return super()._predict(click)
+
+    volume, obj = cylinder_volume()
+    predictor = LevelSpy()
+    steps, _ = run(propagate(predictor, volume, 4, obj[4], direction=+1))
+    assert len(steps) == 3 and predictor.levels == [PROPAGATION_LEVEL] * 3
+    assert predictor.refine_level == 0.35

@@ -60,6 +60,7 @@ is the last plane visited, so call ``set_image`` again before more clicks.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Any, Iterator
 
 import numpy as np
@@ -81,6 +82,8 @@ RING_GAP = 2  # pixels between a mask and its background ring
 
 
 LIMIT_SAMPLE_PLANES = 16  # planes read from a lazy volume to set its contrast limits
+# the outline step's level on propagated planes: a lower one compounds plane after plane
+PROPAGATION_LEVEL = 0.5
 
 
 def _check_volume(volume, channel_axis) -> np.ndarray:
@@ -255,7 +258,8 @@ def _propagate(
             return "vanished"
         predictor.set_image(rgb, channel_axis=-1)
         predictor.set_prior_mask(prev)
-        mask = np.asarray(predictor.add_click(*point, positive=True), dtype=bool)
+        with _outline_level(predictor, PROPAGATION_LEVEL):
+            mask = np.asarray(predictor.add_click(*point, positive=True), dtype=bool)
         area = int(mask.sum())
         if area < min_area:
             return "vanished"
@@ -270,6 +274,20 @@ def _propagate(
         yield plane, mask
         prev = mask
     return "stop_plane" if stop_plane is not None else "end"
+
+
+@contextmanager
+def _outline_level(predictor, level: float):
+    """The predictor's outline step at ``level`` within the block (unchanged without one)."""
+    old = getattr(predictor, "refine_level", None)
+    if old is None:
+        yield
+        return
+    predictor.refine_level = level
+    try:
+        yield
+    finally:
+        predictor.refine_level = old
 
 
 def strongest_contrast(volume, anchors: dict[int, np.ndarray], **image_kwargs) -> float | None:
