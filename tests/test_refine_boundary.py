@@ -259,3 +259,25 @@ def test_the_predictor_rejects_bad_outline_settings(setting):
 
     with pytest.raises(ValueError, match=next(iter(setting))):
         Predictor(ClickDiscModel(), **setting)
+
+
+def test_in_a_zoom_crop_the_outline_step_gets_the_clicks_in_crop_pixels(monkeypatch):
+    from napari_inter2former import predictor as predictor_module
+    from napari_inter2former.predictor import ZoomIn
+
+    seen = []
+
+    def spy(mask, image, **kwargs):
+        seen.append((image.shape, list(kwargs["clicks"])))
+        return mask
+
+    monkeypatch.setattr(predictor_module, "refine_boundary", spy)
+    predictor = _stub_predictor(np.zeros((512, 512), np.uint8), zoom_in=ZoomIn())
+    predictor.add_click(300, 310)
+    predictor.add_click(304, 312, positive=False)
+    box = predictor.zoom_box
+    assert box is not None
+    top, _, left, _ = box
+    shape, clicks = seen[-1]
+    assert shape[:2] == (box[1] - box[0], box[3] - box[2])
+    assert clicks == [(300 - top, 310 - left, True), (304 - top, 312 - left, False)]

@@ -956,7 +956,7 @@ class Predictor(BasePredictor):
         self._ref = update_by_prediction(ref, logits > 0)
         self.last_logits = logits
         shrink = self.refine_shrink_at_negative and not click.positive
-        top, left = (0, 0) if self._box is None else (self._box[0], self._box[2])
+        top, left = self._view_origin()
         outline_clicks = [
             (c.row - top, c.col - left, c.positive) for c in clicks if self._in_view(c)
         ] if self.refine_clicks else ()
@@ -1018,8 +1018,12 @@ class Predictor(BasePredictor):
     def _in_view(self, click: Click) -> bool:
         return self._box is None or _inside(self._box, click.row, click.col)
 
+    def _view_origin(self) -> tuple[int, int]:
+        """Image (row, col) of the current view's top-left pixel."""
+        return (0, 0) if self._box is None else (self._box[0], self._box[2])
+
     def _to_view_grid(self, click: Click) -> tuple[int, int]:
-        top, left = (0, 0) if self._box is None else (self._box[0], self._box[2])
+        top, left = self._view_origin()
         row, col = self._geometry.to_grid(click.row - top, click.col - left)
         return int(row), int(col)
 
