@@ -639,12 +639,12 @@ def refine_boundary(
     inside, outside, spread = stats
     if np.linalg.norm(inside - outside) < min_contrast * max(spread, 1e-6):
         return mask
-    # outline clicks: (row, col, positive) in the crop, within band + 1 of the outline
-    near = [(r - r0, c - c0, p) for r, c, p in _pixels(clicks)
-            if 0 <= r - r0 < crop.shape[0] and 0 <= c - c0 < crop.shape[1]]
-    near = [
-        (r, c, p) for r, c, p in near if to_mask[r, c] <= band + 1 and to_outside[r, c] <= band + 1
-    ]
+    near = []  # the clicks' pixels (row, col, positive) in the crop within band + 1 of the outline
+    for row, col, positive in clicks:
+        r, c = int(round(row)) - r0, int(round(col)) - c0
+        in_crop = 0 <= r < crop.shape[0] and 0 <= c < crop.shape[1]
+        if in_crop and to_mask[r, c] <= band + 1 and to_outside[r, c] <= band + 1:
+            near.append((r, c, bool(positive)))
     edge = (to_mask <= band) & (to_outside <= band)
     on_band = [(r, c, p) for r, c, p in near if edge[r, c]]
 
@@ -668,11 +668,6 @@ def refine_boundary(
     for r, c, positive in near:
         out[r + r0, c + c0] = positive
     return out
-
-
-def _pixels(clicks: Sequence[tuple[float, float, bool]]) -> list[tuple[int, int, bool]]:
-    """Clicks as (row, col, positive) of the pixels they fall in."""
-    return [(int(round(r)), int(round(c)), bool(p)) for r, c, p in clicks]
 
 
 def _colour_stats(
