@@ -20,7 +20,7 @@ import time
 import traceback
 from pathlib import Path
 
-from .baselines import load_predictor
+from .baselines import MODEL_NAMES, load_predictor
 from .datasets import load_dataset
 from .loop import collect_views, evaluate_dataset_3d, evaluate_views, summarize
 
@@ -52,11 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("dataset", type=Path, help="folder with images/ and masks/")
     parser.add_argument(
         "--model", action="append", required=True,
-        help="default | default-zoom | default-all-regions | default-no-cut | default-box | "
-        "default-dlu-clicked | default-dlu-threshold | default-refine | default-no-refine | "
-        "default-refine-auto | default-refine-noblur | default-refine-grow-only | "
-        "mobilesam | random-walker | fake | PATH to decoder weights | "
-        "VARIANT:PATH (a default-* variant's settings with those weights); repeatable",
+        help=" | ".join(MODEL_NAMES) + " | default-* variants joined by + (their settings "
+        "together) | PATH to decoder weights | VARIANT:PATH (a default-* variant's settings "
+        "with those weights); repeatable",
     )
     parser.add_argument("--max-clicks", type=int, default=20)
     parser.add_argument("--max-objects", type=int, default=None,
