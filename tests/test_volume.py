@@ -217,19 +217,51 @@ def test_bad_inputs():
         list(segment_from_anchors(p, volume, {4: obj[4]}, around=5))
 
 
-def test_propagated_planes_use_the_propagation_outline_level():
-    from napari_inter2former.volume import PROPAGATION_LEVEL
+def test_propagated_planes_use_the_propagation_outline_settings():
+    from napari_inter2former.volume import PROPAGATION_OUTLINE
 
-    class LevelSpy(FakePredictor):
+    class OutlineSpy(FakePredictor):
         refine_level = 0.35
-        levels: list = []
+        refine_shrink = False
+        seen: list = []
 
         def _predict(self, click):
-            self.levels.append(self.refine_level)
+            self.seen.append({name: getattr(self, name) for name in PROPAGATION_OUTLINE})
             return super()._predict(click)
 
     volume, obj = cylinder_volume()
-    predictor = LevelSpy()
+    predictor = OutlineSpy()
     steps, _ = run(propagate(predictor, volume, 4, obj[4], direction=+1))
-    assert len(steps) == 3 and predictor.levels == [PROPAGATION_LEVEL] * 3
-    assert predictor.refine_level == 0.35
+    assert len(steps) == 3 and predictor.seen == [PROPAGATION_OUTLINE] * 3
+    assert predictor.refine_level == 0.35 and predictor.refine_shrink is False
+    # a predictor without an outline step is propagated as it is
+    steps, _ = run(propagate(FakePredictor(), volume, 4, obj[4], direction=+1))
+    assert len(steps) == 3
+
+
+def test_propagated_outlines_follow_a_tapering_nucleus(monkeypatch):
+    """The stub decoder predicts the click disc (radius 5) on every plane of a nucleus
+    whose radius falls from 8 to 3: the outline step moves it inwards as well."""
+    from scipy import ndimage as ndi
+    from stub_models import ClickDiscModel
+
+    import napari_inter2former.volume as volume_module
+    from napari_inter2former.predictor import Predictor
+
+    radii = [8, 7, 6, 5, 4, 3]
+    truth = np.stack([disc(r, center=(32, 32), shape=(64, 64)) for r in radii])
+    volume = np.stack([ndi.gaussian_filter(np.where(t, 200.0, 40.0), 0.7) for t in truth])
+    volume = volume.astype(np.uint8)
+    areas = {}
+    for shrink in (False, True):
+        monkeypatch.setitem(volume_module.PROPAGATION_OUTLINE, "refine_shrink", shrink)
+        predictor = Predictor(ClickDiscModel())
+        steps, _ = run(propagate(predictor, volume, 0, truth[0], direction=+1))
+        areas[shrink] = {plane: int(mask.sum()) for plane, mask in steps}
+        assert predictor.refine_shrink is False
+    # growing only, the stub's copy of the previous mask never shrinks
+    assert min(areas[False].values()) >= truth[0].sum()
+    # both ways, each outline moves to its own plane's
+    assert list(areas[True]) == [1, 2, 3, 4, 5]
+    for plane, area in areas[True].items():
+        assert abs(area - truth[plane].sum()) <= 0.25 * truth[plane].sum(), (plane, area)

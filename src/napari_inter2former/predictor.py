@@ -767,6 +767,12 @@ class Predictor(BasePredictor):
         least as near the surround's colour as its own (``refine_clicks``); the
         shrink at the outline level cost clicks on the blobs of the training
         images (``docs/evaluation.md``, sessions 11-12).
+    refine_shrink : bool
+        After every click the outline step may also take the band's pixels out
+        of the mask, so the outline moves both ways. Default False; propagation
+        through a volume turns it on for the planes it segments from the previous
+        plane's mask (:mod:`napari_inter2former.volume`), where the object's
+        outline moves inwards as well as outwards from plane to plane.
     refine_clicks : bool
         The outline step learns from the object's clicks on its band where the
         outline lies in colour (``clicks`` of :func:`refine_boundary`): a positive
@@ -799,6 +805,7 @@ class Predictor(BasePredictor):
         refine_boundary: bool = True,
         refine_smooth: float | str = "auto",
         refine_shrink_at_negative: bool = False,
+        refine_shrink: bool = False,
         refine_clicks: bool = True,
         refine_level: float = REFINE_LEVEL,
         refine_band: int = 1,
@@ -825,6 +832,7 @@ class Predictor(BasePredictor):
             raise ValueError(f"refine_smooth must be a number or 'auto', got {refine_smooth!r}")
         self.refine_smooth = refine_smooth
         self.refine_shrink_at_negative = bool(refine_shrink_at_negative)
+        self.refine_shrink = bool(refine_shrink)
         self.refine_clicks = bool(refine_clicks)
         if not 0.0 < refine_level < 1.0:
             raise ValueError(f"refine_level must lie between 0 and 1, got {refine_level!r}")
@@ -950,7 +958,7 @@ class Predictor(BasePredictor):
             logits = merge_at_click(logits, self.last_logits, (row, col), grow_anywhere=grow)
         self._ref = update_by_prediction(ref, logits > 0)
         self.last_logits = logits
-        shrink = self.refine_shrink_at_negative and not click.positive
+        shrink = self.refine_shrink or (self.refine_shrink_at_negative and not click.positive)
         top, left = self._view_origin()
         outline_clicks = [
             (c.row - top, c.col - left, c.positive) for c in clicks if self._in_view(c)

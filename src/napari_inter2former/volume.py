@@ -82,8 +82,10 @@ RING_GAP = 2  # pixels between a mask and its background ring
 
 
 LIMIT_SAMPLE_PLANES = 16  # planes read from a lazy volume to set its contrast limits
-# the outline step's level on propagated planes: a lower one compounds plane after plane
-PROPAGATION_LEVEL = 0.5
+# the outline step on propagated planes (Predictor attributes): half-way, since a lower
+# level compounds plane after plane, and both ways, since the object's outline moves
+# inwards as well as outwards from one plane to the next (docs/evaluation.md, session 13)
+PROPAGATION_OUTLINE = {"refine_level": 0.5, "refine_shrink": True}
 
 
 def _check_volume(volume, channel_axis) -> np.ndarray:
@@ -258,7 +260,7 @@ def _propagate(
             return "vanished"
         predictor.set_image(rgb, channel_axis=-1)
         predictor.set_prior_mask(prev)
-        with _outline_level(predictor, PROPAGATION_LEVEL):
+        with _outline_settings(predictor, PROPAGATION_OUTLINE):
             mask = np.asarray(predictor.add_click(*point, positive=True), dtype=bool)
         area = int(mask.sum())
         if area < min_area:
@@ -277,17 +279,19 @@ def _propagate(
 
 
 @contextmanager
-def _outline_level(predictor, level: float):
-    """The predictor's outline step at ``level`` within the block (unchanged without one)."""
-    old = getattr(predictor, "refine_level", None)
-    if old is None:
-        yield
-        return
-    predictor.refine_level = level
+def _outline_settings(predictor, settings: dict[str, Any]):
+    """The predictor's outline step with ``settings`` within the block.
+
+    Only the attributes the predictor has are set (other predictors are left as they are).
+    """
+    old = {name: getattr(predictor, name) for name in settings if hasattr(predictor, name)}
+    for name in old:
+        setattr(predictor, name, settings[name])
     try:
         yield
     finally:
-        predictor.refine_level = old
+        for name, value in old.items():
+            setattr(predictor, name, value)
 
 
 def strongest_contrast(volume, anchors: dict[int, np.ndarray], **image_kwargs) -> float | None:
