@@ -39,6 +39,7 @@ DEFAULT_VARIANTS: dict[str, dict] = {
     "default-refine-clicks": {"refine_clicks": True},
     "default-refine-no-clicks": {"refine_clicks": False},
     "default-refine-shrink-neg": {"refine_shrink_at_negative": True},
+    "default-refine-shrink": {"refine_shrink": True},
     "default-refine-half-way": {"refine_level": 0.5},
 }
 MODEL_NAMES = (*DEFAULT_VARIANTS, "mobilesam", "random-walker", "fake")
@@ -141,7 +142,8 @@ def load_predictor(spec: str, *, threads: int | None = 2) -> BasePredictor:
         default, / never: ``refine_smooth``), ``default-refine-grow-only`` /
         ``default-refine-shrink-neg`` (the outline step shrinking the mask only where a
         negative click on the band says so, the default, / after every negative click:
-        ``refine_shrink_at_negative``), ``default-refine-clicks`` /
+        ``refine_shrink_at_negative``), ``default-refine-shrink`` (after every
+        click: ``refine_shrink``), ``default-refine-clicks`` /
         ``default-refine-no-clicks`` (the outline step learning the outline's colour
         from the clicks on it, the default, / not: ``refine_clicks``),
         ``default-refine-half-way`` (the outline at half-way colour instead of 0.35 of
