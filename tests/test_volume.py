@@ -240,8 +240,8 @@ def test_propagated_planes_use_the_propagation_outline_settings():
 
 
 def test_propagated_outlines_follow_a_tapering_nucleus(monkeypatch):
-    """The stub decoder predicts the click disc (radius 5) on every plane of a nucleus
-    whose radius falls from 8 to 3: the outline step moves it inwards as well."""
+    """The stub decoder copies its prior (the previous plane's mask) on every plane of
+    a nucleus whose radius falls from 8 to 3: the outline step moves it inwards as well."""
     from scipy import ndimage as ndi
     from stub_models import ClickDiscModel
 
