@@ -146,7 +146,8 @@ class Inter2FormerWidget(QWidget):
             "Snap outline to edges",
             "Grow the mask's outline by up to a pixel to where the intensity is a third of "
             "the way from the surround's to the object's (small nuclei come out about a pixel "
-            "too tight); a click on the outline moves that level for the object",
+            "too tight); a click on the outline moves that level for the object. On planes "
+            "filled by Propagate the outline sits half-way and may move inwards too",
             "refine_boundary",
         )
         self.merge_check = self._predictor_check(
