@@ -85,3 +85,44 @@ def test_feature_cache_grows_to_fit_a_byte_budget():
     assert cache.grow_to(50, budget_bytes=10 * cache.entry_nbytes()) == 10
     assert cache.grow_to(50, budget_bytes=10**9) == 50
     assert cache.grow_to(5, budget_bytes=10**9) == 50  # never shrinks
+
+
+def _flip_predictor(model, **settings):
+    from napari_inter2former.predictor import Predictor
+
+    predictor = Predictor(model, refine_boundary=False, **settings)
+    rng = np.random.default_rng(0)  # not symmetric: each flipped view is its own cache entry
+    predictor.set_image(rng.integers(0, 255, (96, 160), dtype=np.uint8))
+    return predictor
+
+
+def test_flip_ensemble_maps_the_flipped_views_back():
+    from stub_models import ClickDiscModel
+
+    single = _flip_predictor(ClickDiscModel()).add_click(30, 41)
+    model = ClickDiscModel()
+    predictor = _flip_predictor(model, flip_ensemble=True)
+    assert len(model.encoded_shapes) == 1  # the flipped views are encoded on the first click
+    np.testing.assert_array_equal(predictor.add_click(30, 41), single)
+    assert model.encoded_shapes == [(96, 160)] * 4 and model.decode_calls == 4
+    predictor.reset()
+    np.testing.assert_array_equal(predictor.add_click(30, 41), single)
+    assert len(model.encoded_shapes) == 4  # cached
+
+
+def test_flip_ensemble_averages_the_views_on_the_first_click_only():
+    from stub_models import ClickDiscModel, CornerBlockModel
+
+    plain = _flip_predictor(CornerBlockModel(), keep_clicked_regions=False).add_click(50, 100)
+    disc = _flip_predictor(ClickDiscModel()).add_click(50, 100)
+    np.testing.assert_array_equal(plain[10:], disc[10:])
+    assert plain[:10, :10].all()  # the 8 x 8 grid corner: 10 x 10 image pixels
+    model = CornerBlockModel()
+    predictor = _flip_predictor(model, flip_ensemble=True, keep_clicked_regions=False)
+    # the corner is foreground in one view of four at every corner of the image: dropped
+    np.testing.assert_array_equal(predictor.add_click(50, 100), disc)
+    predictor.add_click(60, 100)
+    assert model.decode_calls == 5  # four views on click 1, one on click 2
+    predictor.set_prior_mask(disc)
+    predictor.add_click(50, 100)
+    assert model.decode_calls == 6  # an object started from a prior mask: one view
