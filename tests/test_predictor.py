@@ -101,7 +101,7 @@ def test_flip_ensemble_maps_the_flipped_views_back():
 
     single = _flip_predictor(ClickDiscModel()).add_click(30, 41)
     model = ClickDiscModel()
-    predictor = _flip_predictor(model, flip_ensemble=True)
+    predictor = _flip_predictor(model, flip_ensemble="first")
     assert len(model.encoded_shapes) == 1  # the flipped views are encoded on the first click
     np.testing.assert_array_equal(predictor.add_click(30, 41), single)
     assert model.encoded_shapes == [(96, 160)] * 4 and model.decode_calls == 4
@@ -118,7 +118,7 @@ def test_flip_ensemble_averages_the_views_on_the_first_click_only():
     np.testing.assert_array_equal(plain[10:], disc[10:])
     assert plain[:10, :10].all()  # the 8 x 8 grid corner: 10 x 10 image pixels
     model = CornerBlockModel()
-    predictor = _flip_predictor(model, flip_ensemble=True, keep_clicked_regions=False)
+    predictor = _flip_predictor(model, flip_ensemble="first", keep_clicked_regions=False)
     # the corner is foreground in one view of four at every corner of the image: dropped
     np.testing.assert_array_equal(predictor.add_click(50, 100), disc)
     predictor.add_click(60, 100)
@@ -126,3 +126,20 @@ def test_flip_ensemble_averages_the_views_on_the_first_click_only():
     predictor.set_prior_mask(disc)
     predictor.add_click(50, 100)
     assert model.decode_calls == 6  # an object started from a prior mask: one view
+
+
+def test_flip_ensemble_on_every_click():
+    from stub_models import ClickDiscModel, CornerBlockModel
+
+    from napari_inter2former.predictor import Predictor
+
+    single = _flip_predictor(ClickDiscModel())
+    model = CornerBlockModel()
+    predictor = _flip_predictor(model, flip_ensemble="every", keep_clicked_regions=False)
+    for row, col, positive in [(50, 100, True), (60, 104, True), (55, 102, False)]:
+        np.testing.assert_array_equal(
+            predictor.add_click(row, col, positive), single.add_click(row, col, positive)
+        )
+    assert model.decode_calls == 12
+    with pytest.raises(ValueError, match="flip_ensemble"):
+        Predictor(model, flip_ensemble=True)

@@ -26,6 +26,7 @@ CENTRE_DEPTH = 0.5  # share of a region's greatest depth: a negative click there
 EDGE_SIGMA = 1.0  # image pixels: blur of the edge map the negative-click cut follows
 # image axes flipped by Predictor(flip_ensemble=True), besides the image as it is
 ENSEMBLE_FLIPS = ((1,), (0,), (0, 1))
+FLIP_ENSEMBLE_RULES = ("first", "every")
 AUTO_SMOOTH_CNR = 4.0  # refine_boundary(smooth="auto") blurs below this contrast / pixel noise
 REFINE_LEVEL = 0.35  # the predictor's outline level: from surround (0) to interior (1) colour
 
@@ -790,12 +791,14 @@ class Predictor(BasePredictor):
         blobs lie outside the half-way colour (``docs/evaluation.md``, session 12).
     refine_band : int
         Half-width of the outline step's band in image pixels. Default 1.
-    flip_ensemble : bool
-        The first click of an object started without a prior mask is also
-        decoded on the image flipped left-right, upside down and both, and the
-        four predictions' probabilities are averaged (:data:`ENSEMBLE_FLIPS`);
-        the next clicks start from that mask. Costs three more encoder runs per
-        image (cached) and four decoder runs on the first click. Default False.
+    flip_ensemble : {'first', 'every'} or None
+        Decode a click also on the image flipped left-right, upside down and
+        both (:data:`ENSEMBLE_FLIPS`, each view with the reference map flipped
+        alike) and average the four predictions' probabilities: ``'first'``
+        for the first click of an object started without a prior mask, the
+        next clicks starting from that mask; ``'every'`` for every click.
+        Costs three more encoder runs per image (on the first such click,
+        then cached) and four decoder runs per click ensembled. Default None.
     """
 
     def __init__(
@@ -817,7 +820,7 @@ class Predictor(BasePredictor):
         refine_clicks: bool = True,
         refine_level: float = REFINE_LEVEL,
         refine_band: int = 1,
-        flip_ensemble: bool = False,
+        flip_ensemble: str | None = None,
     ) -> None:
         super().__init__()
         import torch
@@ -849,7 +852,11 @@ class Predictor(BasePredictor):
             raise ValueError(f"refine_band must be at least 1, got {refine_band!r}")
         self.refine_level = float(refine_level)
         self.refine_band = int(refine_band)
-        self.flip_ensemble = bool(flip_ensemble)
+        if flip_ensemble not in FLIP_ENSEMBLE_RULES + (None,):
+            raise ValueError(
+                f"flip_ensemble must be one of {FLIP_ENSEMBLE_RULES} or None, got {flip_ensemble!r}"
+            )
+        self.flip_ensemble = flip_ensemble
         self._landscape = None
         self.cache = _FeatureCache(cache_size)
         self.zoom_in = zoom_in
@@ -956,8 +963,9 @@ class Predictor(BasePredictor):
                 self._features, ref, boundary_rule=self.boundary_rule, dlu_rule=self.dlu_rule
             )
         clicks = self._clicks if clicks is None else clicks
-        if self.flip_ensemble and self.last_logits is None and len(clicks) == 1:
-            logits = self._flip_ensemble_logits(logits, row, col, click.positive)
+        first = self.last_logits is None and len(clicks) == 1
+        if self.flip_ensemble == "every" or (self.flip_ensemble == "first" and first):
+            logits = self._flip_ensemble_logits(logits, ref)
         seeds = [self._to_view_grid(c) for c in clicks if c.positive and self._in_view(c)]
         if self.cut_at_negative_clicks:
             negative = [self._to_view_grid(c) for c in clicks if not c.positive and self._in_view(c)]
@@ -977,27 +985,22 @@ class Predictor(BasePredictor):
         ] if self.refine_clicks else ()
         return self._logits_to_mask(logits, shrink=shrink, clicks=outline_clicks)
 
-    def _flip_ensemble_logits(self, logits, row: int, col: int, positive: bool):
-        """``logits`` of a first click averaged (as probabilities) with the flipped views'."""
+    def _flip_ensemble_logits(self, logits, ref):
+        """``logits`` for the reference map ``ref``, averaged (as probabilities) with the flipped views'."""
         import torch
 
-        from .reference_map import new_reference_map, paint_clicks
-
         rows, cols = self._geometry.resized_shape
-        size = self._geometry.size
         rgb = self._crop(self._rgb)
-        region = logits[..., :rows, :cols].float()
-        probability = torch.sigmoid(region)
+        probability = torch.sigmoid(logits[..., :rows, :cols].float())
         for axes in ENSEMBLE_FLIPS:
+            dims = [axis - 2 for axis in axes]  # image axes 0, 1 -> grid dims -2, -1
             features = self._encode_rgb(np.ascontiguousarray(np.flip(rgb, axes)))
-            r = rows - 1 - row if 0 in axes else row
-            c = cols - 1 - col if 1 in axes else col
-            ref = paint_clicks(new_reference_map(size, size), [(r, c, positive)])
+            flipped_ref = ref.clone()
+            flipped_ref[..., :rows, :cols] = ref[..., :rows, :cols].flip(dims)
             with torch.inference_mode():
                 flipped = self.model.decode(
-                    features, ref, boundary_rule=self.boundary_rule, dlu_rule=self.dlu_rule
+                    features, flipped_ref, boundary_rule=self.boundary_rule, dlu_rule=self.dlu_rule
                 )
-            dims = [d - 2 for d in axes]  # image axes 0, 1 -> grid dims -2, -1
             probability += torch.sigmoid(flipped[..., :rows, :cols].float().flip(dims))
         probability /= len(ENSEMBLE_FLIPS) + 1
         out = logits.clone().float()

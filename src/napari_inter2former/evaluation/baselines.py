@@ -41,7 +41,8 @@ DEFAULT_VARIANTS: dict[str, dict] = {
     "default-refine-shrink-neg": {"refine_shrink_at_negative": True},
     "default-refine-shrink": {"refine_shrink": True},
     "default-refine-half-way": {"refine_level": 0.5},
-    "default-flip": {"flip_ensemble": True},
+    "default-flip": {"flip_ensemble": "first"},
+    "default-flip-every": {"flip_ensemble": "every"},
 }
 MODEL_NAMES = (*DEFAULT_VARIANTS, "mobilesam", "random-walker", "fake")
 
