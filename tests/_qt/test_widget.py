@@ -349,6 +349,7 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
         cut_at_negative_clicks = True
         merge_at_click = None
         refine_boundary = True
+        flip_ensemble = None
         seen: list = []
 
         def _predict(self, click):
@@ -359,6 +360,7 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
                     self.cut_at_negative_clicks,
                     self.merge_at_click,
                     self.refine_boundary,
+                    self.flip_ensemble,
                 )
             )
             return super()._predict(click)
@@ -373,6 +375,7 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
     assert widget.cut_check.isChecked() == defaults["cut_at_negative_clicks"].default
     assert widget.merge_check.isChecked() == (defaults["merge_at_click"].default is not None)
     assert widget.refine_check.isChecked() == defaults["refine_boundary"].default
+    assert widget.flip_check.isChecked() == (defaults["flip_ensemble"].default is not None)
     changes = [
         [],
         [(widget.zoom_check, True)],
@@ -381,6 +384,7 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
         [(widget.merge_check, True)],
         [(widget.merge_check, False)],
         [(widget.refine_check, False)],
+        [(widget.flip_check, True)],
     ]
     for i, change in enumerate(changes):
         for box, checked in change:
@@ -388,11 +392,12 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
         widget.add_click_world([30 + i, 20 + i])
         wait_idle(qtbot, widget)
     assert predictor.seen == [
-        (None, True, True, None, True),
-        (ZoomIn(), True, True, None, True),
-        (None, False, True, None, True),
-        (None, False, False, None, True),
-        (None, False, False, "signed", True),
-        (None, False, False, None, True),
-        (None, False, False, None, False),
+        (None, True, True, None, True, None),
+        (ZoomIn(), True, True, None, True, None),
+        (None, False, True, None, True, None),
+        (None, False, False, None, True, None),
+        (None, False, False, "signed", True, None),
+        (None, False, False, None, True, None),
+        (None, False, False, None, False, None),
+        (None, False, False, None, False, "first"),
     ]
