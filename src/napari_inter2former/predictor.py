@@ -24,7 +24,7 @@ from .transforms import InputGeometry, to_rgb_uint8
 MERGE_RULES = ("signed", "all")
 CENTRE_DEPTH = 0.5  # share of a region's greatest depth: a negative click there drops it all
 EDGE_SIGMA = 1.0  # image pixels: blur of the edge map the negative-click cut follows
-# image axes flipped by Predictor(flip_ensemble=True), besides the image as it is
+# image axes flipped by Predictor(flip_ensemble=...), besides the image as it is
 ENSEMBLE_FLIPS = ((1,), (0,), (0, 1))
 FLIP_ENSEMBLE_RULES = ("first", "every")
 AUTO_SMOOTH_CNR = 4.0  # refine_boundary(smooth="auto") blurs below this contrast / pixel noise
@@ -798,7 +798,8 @@ class Predictor(BasePredictor):
         for the first click of an object started without a prior mask, the
         next clicks starting from that mask; ``'every'`` for every click.
         Costs three more encoder runs per image (on the first such click,
-        then cached) and four decoder runs per click ensembled. Default None.
+        then cached; with ``zoom_in``, per crop too, where the first click is
+        replayed) and four decoder runs per click ensembled. Default None.
     """
 
     def __init__(

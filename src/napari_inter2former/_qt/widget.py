@@ -153,7 +153,7 @@ class Inter2FormerWidget(QWidget):
         self.flip_check = self._predictor_check(
             "Average first click over flips",
             "Segment a new object's first click also on the image flipped left-right, upside "
-            "down and both, and average the four masks: fewer stray pixels on touching nuclei; "
+            "down and both, and average the four predictions: fewer stray pixels on touching nuclei; "
             "three more encoder runs per image and a first click about four times as slow",
             "flip_ensemble",
             values=("first", None),
