@@ -375,7 +375,7 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
     assert widget.cut_check.isChecked() == defaults["cut_at_negative_clicks"].default
     assert widget.merge_check.isChecked() == (defaults["merge_at_click"].default is not None)
     assert widget.refine_check.isChecked() == defaults["refine_boundary"].default
-    assert widget.flip_check.isChecked() == (defaults["flip_ensemble"].default is not None)
+    assert widget.flip_combo.currentData() == defaults["flip_ensemble"].default
     changes = [
         [],
         [(widget.zoom_check, True)],
@@ -384,11 +384,15 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
         [(widget.merge_check, True)],
         [(widget.merge_check, False)],
         [(widget.refine_check, False)],
-        [(widget.flip_check, True)],
+        [(widget.flip_combo, "first click")],
+        [(widget.flip_combo, "every click")],
     ]
     for i, change in enumerate(changes):
         for box, checked in change:
-            box.setChecked(checked)
+            if isinstance(checked, str):
+                box.setCurrentText(checked)
+            else:
+                box.setChecked(checked)
         widget.add_click_world([30 + i, 20 + i])
         wait_idle(qtbot, widget)
     assert predictor.seen == [
@@ -400,4 +404,5 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
         (None, False, False, None, True, None),
         (None, False, False, None, False, None),
         (None, False, False, None, False, "first"),
+        (None, False, False, None, False, "every"),
     ]

@@ -75,6 +75,10 @@ KEYS = {
 }
 
 
+# the "Flip average" choices: text, Predictor(flip_ensemble=...)
+FLIP_CHOICES = (("off", None), ("first click", "first"), ("every click", "every"))
+
+
 class Inter2FormerWidget(QWidget):
     """Click-to-segment dock widget.
 
@@ -150,15 +154,15 @@ class Inter2FormerWidget(QWidget):
             "filled by Propagate the outline sits half-way and may move inwards too",
             "refine_boundary",
         )
-        self.flip_check = self._predictor_check(
-            "Average first click over flips",
-            "Segment a new object's first click also on the image flipped left-right, upside "
-            "down and both, and average the four predictions: fewer stray pixels on touching nuclei; "
-            "three more encoder runs per image and a first click about four times as slow",
-            "flip_ensemble",
-            values=("first", None),
-            checked=False,
+        self.flip_combo = QComboBox()
+        for text, value in FLIP_CHOICES:
+            self.flip_combo.addItem(text, value)
+        self.flip_combo.setToolTip(
+            "Segment a click also on the image flipped left-right, upside down and both, and "
+            "average the four predictions: fewer stray pixels on touching nuclei, fewer clicks. "
+            "Three more encoder runs per image; each click averaged takes about four times as long"
         )
+        self.flip_combo.currentIndexChanged.connect(self._on_flip_changed)
         self.merge_check = self._predictor_check(
             "Keep earlier corrections",
             "A click changes the mask only where the change reaches the click (a positive "
@@ -182,7 +186,7 @@ class Inter2FormerWidget(QWidget):
         form.addRow("", self.regions_check)
         form.addRow("", self.cut_check)
         form.addRow("", self.refine_check)
-        form.addRow("", self.flip_check)
+        form.addRow("Flip average", self.flip_combo)
         form.addRow("", self.merge_check)
         form.addRow("Stop IoU", self.iou_spin)
 
@@ -580,6 +584,9 @@ class Inter2FormerWidget(QWidget):
         logger.error("model error", exc_info=exc)
 
     # ----- actions -----
+    def _on_flip_changed(self, _index: int) -> None:
+        self.runner.predictor_settings["flip_ensemble"] = self.flip_combo.currentData()
+
     def _on_zoom_toggled(self, checked: bool) -> None:
         from ..predictor import ZoomIn
 
