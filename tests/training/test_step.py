@@ -262,3 +262,19 @@ def test_leaked_prior_starts_with_a_positive_click_and_a_negative_one_on_the_lea
     )
     codes = ref[0, 0].numpy()
     assert ((codes == DEFINITELY_FOREGROUND) | (codes == DEFINITELY_BACKGROUND)).sum() <= 81
+
+
+def test_step_with_a_non_finite_gradient_leaves_the_weights_alone(micro):
+    model, opt = _model_and_optimizer(micro)
+    image, emb, gt, valid = _batch()
+    before = {k: v.clone() for k, v in model.decoder.state_dict().items()}
+    emb[0, :, 0, 0] = float("nan")
+    stats = train_step(model, opt, image, emb, gt, valid, np.random.default_rng(0), num_rounds=0)
+    assert stats["skipped"] == 1.0 and not np.isfinite(stats["grad_norm"])
+    for k, v in model.decoder.state_dict().items():
+        if not k.endswith("exp_bias"):  # the experts' balancing bias moves in the forward pass
+            assert torch.equal(v, before[k]), k
+    assert all(p.grad is None for p in model.parameters())
+    stats = train_step(model, opt, *_batch(), np.random.default_rng(0), num_rounds=0)
+    assert stats["skipped"] == 0.0
+    assert any(not torch.equal(v, before[k]) for k, v in model.decoder.state_dict().items())

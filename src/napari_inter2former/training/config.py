@@ -102,7 +102,7 @@ class TrainConfig:
     # --- run control ---
     seed: int = 0
     device: str = "cpu"
-    amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    amp: bool = True  # bf16 autocast of the decoder on CUDA (ignored on CPU; embeddings stay float32)
     time_budget_min: float | None = None  # stop, save and exit after this many minutes
     precompute_share: float = (
         0.35  # at most this share of the budget goes to data + embeddings

@@ -309,7 +309,8 @@ def train_step(
     -------
     dict of float
         ``loss``, ``nfl``, ``coarse``, ``vq``, ``iou`` (of the trained round),
-        ``rounds``, ``grad_norm``.
+        ``rounds``, ``grad_norm``, ``skipped`` (1.0 when the gradient was not finite and
+        the optimiser step was skipped).
     """
     if not 1 <= micro_batches <= len(image):
         raise ValueError(
@@ -360,10 +361,16 @@ def train_step(
         grad_norm = torch.sqrt(
             sum((p.grad.float() ** 2).sum() for p in params if p.grad is not None)
         )
-    optimizer.step()
+    # a non-finite gradient (a bf16 overflow, a broken sample) would ruin the weights: skip it
+    skipped = not bool(torch.isfinite(grad_norm))
+    if skipped:
+        optimizer.zero_grad(set_to_none=True)
+    else:
+        optimizer.step()
     result = dict(totals)
     result["rounds"] = float(np.mean(rounds))
     result["grad_norm"] = float(grad_norm)
+    result["skipped"] = float(skipped)
     return result
 
 

@@ -369,7 +369,7 @@ class Trainer:
             batch_size=enc_batch,
             min_object_area=4 * c.min_object_area,
             storage_device=storage,
-            amp=c.amp,
+            amp=False,  # embeddings as inference computes them (float32), cached once
         )
         # training: interleaved real and synthetic views, until the precompute deadline
         deadline = None
@@ -395,7 +395,7 @@ class Trainer:
             batch_size=enc_batch,
             min_object_area=c.min_object_area,
             storage_device=storage,
-            amp=c.amp,
+            amp=False,  # embeddings as inference computes them (float32), cached once
             deadline=deadline,
             progress=progress,
         )
@@ -698,7 +698,12 @@ class Trainer:
                 self.log(
                     f"step {self.step}: loss {means['loss']:.4f} (nfl {means['nfl']:.4f} coarse "
                     f"{means['coarse']:.4f} vq {means['vq']:.4f}) iou {means['iou']:.3f} "
-                    f"lr {lr:.2e} {sps:.2f} s/step",
+                    f"lr {lr:.2e} {sps:.2f} s/step"
+                    + (
+                        f" ({means['skipped']:.0%} skipped: gradient not finite)"
+                        if means.get("skipped")
+                        else ""
+                    ),
                     event="train",
                     step=self.step,
                     lr=lr,
