@@ -4,10 +4,11 @@
 #   bash benchmarks/device_train.sh prepare       # here: copy a <= 50 MB training subset to devcache/
 #   bash benchmarks/device_train.sh [ARGS...]     # on the GPU machine (repository root, no pip install)
 #
-# Fine-tune the shipped decoder (run 11, docs/training.md; carry devcache, timeout 600 s):
+# Fine-tune the shipped decoder (runs 11 and 13, docs/training.md; carry devcache, timeout 600 s):
 #   CONFIG=gpu-finetune BUDGET_MIN=8.7 OUT=$OUT/run bash benchmarks/device_train.sh
 # Keep local_train off on a GPU: the per-image inference path ran at 6 s per step of batch 8
-# on an H200, the whole-image path at 0.36 s.
+# on an H200, the whole-image path at 0.36 s. Keep amp off too (the gpu-finetune default): bf16
+# autocast ran at 0.46 s per step (run 12).
 #
 # Environment: OUT (output folder, default runs/device), BUDGET_MIN (total minutes including data
 # and embeddings, default 8), DEVICE (default cuda), CONFIG (default gpu), DATA_ROOT (default
