@@ -404,7 +404,6 @@ def build_pool(
     batch_size: int = 8,
     min_object_area: int = 64,
     storage_device: torch.device | str = "cpu",
-    amp: bool = True,
     deadline: float | None = None,
     limit: int | None = None,
     pool: FeaturePool | None = None,
@@ -415,8 +414,8 @@ def build_pool(
     Parameters
     ----------
     model : Inter2Former
-        Its ``image_encoder`` runs here, batched, without gradients (bf16
-        autocast on CUDA when ``amp``).
+        Its ``image_encoder`` runs here, batched, without gradients, in float32 as
+        at inference (also when the training step runs under bf16 autocast).
     views : iterable of RawView
     batch_size : int
         Encoder batch size.
@@ -436,7 +435,6 @@ def build_pool(
     pool = FeaturePool() if pool is None else pool
     device = model.device
     size = model.image_size
-    use_amp = amp and device.type == "cuda"
     pending: list[tuple[torch.Tensor, torch.Tensor, tuple[int, int], str, str]] = []
     added = 0
 
@@ -445,8 +443,7 @@ def build_pool(
         if not pending:
             return
         x = torch.cat([p[0] for p in pending])
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            emb = model.image_encoder(x)
+        emb = model.image_encoder(x)
         for (xi, lab, valid, source, name), e in zip(pending, emb):
             areas = torch.bincount(lab.flatten().long())
             objs = torch.nonzero(areas >= min_object_area).flatten()

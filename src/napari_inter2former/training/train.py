@@ -369,7 +369,6 @@ class Trainer:
             batch_size=enc_batch,
             min_object_area=4 * c.min_object_area,
             storage_device=storage,
-            amp=False,  # embeddings as inference computes them (float32), cached once
         )
         # training: interleaved real and synthetic views, until the precompute deadline
         deadline = None
@@ -395,7 +394,6 @@ class Trainer:
             batch_size=enc_batch,
             min_object_area=c.min_object_area,
             storage_device=storage,
-            amp=False,  # embeddings as inference computes them (float32), cached once
             deadline=deadline,
             progress=progress,
         )
