@@ -953,16 +953,11 @@ class Predictor(BasePredictor):
 
         ``clicks``: the object's clicks up to this one (default: all of them).
         """
-        import torch
-
         from .reference_map import paint_clicks, update_by_prediction
 
         row, col = self._to_view_grid(click)
         ref = paint_clicks(self._ref.clone(), [(row, col, click.positive)])
-        with torch.inference_mode():
-            logits = self.model.decode(
-                self._features, ref, boundary_rule=self.boundary_rule, dlu_rule=self.dlu_rule
-            )
+        logits = self._decode(self._features, ref)
         clicks = self._clicks if clicks is None else clicks
         first = self.last_logits is None and len(clicks) == 1
         if self.flip_ensemble == "every" or (self.flip_ensemble == "first" and first):
@@ -986,6 +981,15 @@ class Predictor(BasePredictor):
         ] if self.refine_clicks else ()
         return self._logits_to_mask(logits, shrink=shrink, clicks=outline_clicks)
 
+    def _decode(self, features, ref):
+        """The decoder's logits (1, 1, S, S) for ``features`` and the reference map ``ref``."""
+        import torch
+
+        with torch.inference_mode():
+            return self.model.decode(
+                features, ref, boundary_rule=self.boundary_rule, dlu_rule=self.dlu_rule
+            )
+
     def _flip_ensemble_logits(self, logits, ref):
         """``logits`` for the reference map ``ref``, averaged (as probabilities) with the flipped views'."""
         import torch
@@ -998,10 +1002,7 @@ class Predictor(BasePredictor):
             features = self._encode_rgb(np.ascontiguousarray(np.flip(rgb, axes)))
             flipped_ref = ref.clone()
             flipped_ref[..., :rows, :cols] = ref[..., :rows, :cols].flip(dims)
-            with torch.inference_mode():
-                flipped = self.model.decode(
-                    features, flipped_ref, boundary_rule=self.boundary_rule, dlu_rule=self.dlu_rule
-                )
+            flipped = self._decode(features, flipped_ref)
             probability += torch.sigmoid(flipped[..., :rows, :cols].float().flip(dims))
         probability /= len(ENSEMBLE_FLIPS) + 1
         out = logits.clone().float()
