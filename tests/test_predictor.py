@@ -110,6 +110,20 @@ def test_flip_ensemble_maps_the_flipped_views_back():
     assert len(model.encoded_shapes) == 4  # cached
 
 
+def test_flipped_views_do_not_push_images_out_of_the_feature_cache():
+    from stub_models import ClickDiscModel
+
+    model = ClickDiscModel()
+    predictor = _flip_predictor(model, flip_ensemble="first", cache_size=1)
+    image = predictor._rgb
+    predictor.add_click(30, 41)
+    assert len(model.encoded_shapes) == 4
+    predictor.set_image(image[..., 0])  # the image is still the one entry of the cache
+    predictor.add_click(30, 41)  # and its flipped views are in their own
+    assert len(model.encoded_shapes) == 4
+    assert len(predictor.cache) == 1 and len(predictor.flip_cache) == 3
+
+
 def test_flip_ensemble_averages_the_views_on_the_first_click_only():
     from stub_models import ClickDiscModel, CornerBlockModel
 

@@ -799,7 +799,9 @@ class Predictor(BasePredictor):
         next clicks starting from that mask; ``'every'`` for every click.
         Costs three more encoder runs per image (on the first such click,
         then cached; with ``zoom_in``, per crop too, where the first click is
-        replayed) and four decoder runs per click ensembled. Default None.
+        replayed) and four decoder runs per click ensembled. The flipped views
+        have their own cache of one image's views, so they never push an image
+        (or a volume's plane) out of the ``cache_size`` entries. Default None.
     """
 
     def __init__(
@@ -860,6 +862,7 @@ class Predictor(BasePredictor):
         self.flip_ensemble = flip_ensemble
         self._landscape = None
         self.cache = _FeatureCache(cache_size)
+        self.flip_cache = _FeatureCache(len(ENSEMBLE_FLIPS))
         self.zoom_in = zoom_in
         self._rgb: np.ndarray | None = None
         self._image_features = None
@@ -885,15 +888,16 @@ class Predictor(BasePredictor):
         """The crop (top, bottom, left, right) the current object is segmented in, or None."""
         return self._box
 
-    def _encode_rgb(self, rgb: np.ndarray):
+    def _encode_rgb(self, rgb: np.ndarray, cache: _FeatureCache | None = None):
         import torch
 
+        cache = self.cache if cache is None else cache
         key = image_key(rgb, self.model_id)
-        features = self.cache.get(key)
+        features = cache.get(key)
         if features is None:
             with torch.inference_mode():
                 features = self.model.encode(self.model.preprocess(rgb))
-            self.cache.put(key, features)
+            cache.put(key, features)
         return features
 
     def _encode(self, rgb: np.ndarray) -> None:
@@ -999,7 +1003,7 @@ class Predictor(BasePredictor):
         probability = torch.sigmoid(logits[..., :rows, :cols].float())
         for axes in ENSEMBLE_FLIPS:
             dims = [axis - 2 for axis in axes]  # image axes 0, 1 -> grid dims -2, -1
-            features = self._encode_rgb(np.ascontiguousarray(np.flip(rgb, axes)))
+            features = self._encode_rgb(np.ascontiguousarray(np.flip(rgb, axes)), self.flip_cache)
             flipped_ref = ref.clone()
             flipped_ref[..., :rows, :cols] = ref[..., :rows, :cols].flip(dims)
             flipped = self._decode(features, flipped_ref)
