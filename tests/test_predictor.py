@@ -99,7 +99,7 @@ def _flip_predictor(model, **settings):
 def test_flip_ensemble_maps_the_flipped_views_back():
     from stub_models import ClickDiscModel
 
-    single = _flip_predictor(ClickDiscModel()).add_click(30, 41)
+    single = _flip_predictor(ClickDiscModel(), flip_ensemble=None).add_click(30, 41)
     model = ClickDiscModel()
     predictor = _flip_predictor(model, flip_ensemble="first")
     assert len(model.encoded_shapes) == 1  # the flipped views are encoded on the first click
@@ -127,8 +127,10 @@ def test_flipped_views_do_not_push_images_out_of_the_feature_cache():
 def test_flip_ensemble_averages_the_views_on_the_first_click_only():
     from stub_models import ClickDiscModel, CornerBlockModel
 
-    plain = _flip_predictor(CornerBlockModel(), keep_clicked_regions=False).add_click(50, 100)
-    disc = _flip_predictor(ClickDiscModel()).add_click(50, 100)
+    plain = _flip_predictor(
+        CornerBlockModel(), keep_clicked_regions=False, flip_ensemble=None
+    ).add_click(50, 100)
+    disc = _flip_predictor(ClickDiscModel(), flip_ensemble=None).add_click(50, 100)
     np.testing.assert_array_equal(plain[10:], disc[10:])
     assert plain[:10, :10].all()  # the 8 x 8 grid corner: 10 x 10 image pixels
     model = CornerBlockModel()
@@ -147,7 +149,7 @@ def test_flip_ensemble_on_every_click():
 
     from napari_inter2former.predictor import Predictor
 
-    single = _flip_predictor(ClickDiscModel())
+    single = _flip_predictor(ClickDiscModel(), flip_ensemble=None)
     model = CornerBlockModel()
     predictor = _flip_predictor(model, flip_ensemble="every", keep_clicked_regions=False)
     for row, col, positive in [(50, 100, True), (60, 104, True), (55, 102, False)]:

@@ -14,7 +14,7 @@ from stub_models import ClickDiscModel
 
 def make(zoom=ZoomIn(expansion=4, min_side=16, max_fraction=0.6)):
     model = ClickDiscModel()
-    predictor = Predictor(model, zoom_in=zoom)
+    predictor = Predictor(model, zoom_in=zoom, flip_ensemble=None)  # counts encodes of crops
     predictor.set_image(np.zeros((256, 256), dtype=np.uint8))
     return predictor, model
 

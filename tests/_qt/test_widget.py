@@ -349,7 +349,7 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
         cut_at_negative_clicks = True
         merge_at_click = None
         refine_boundary = True
-        flip_ensemble = None
+        flip_ensemble = "first"
         seen: list = []
 
         def _predict(self, click):
@@ -384,8 +384,8 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
         [(widget.merge_check, True)],
         [(widget.merge_check, False)],
         [(widget.refine_check, False)],
-        [(widget.flip_combo, "first click")],
         [(widget.flip_combo, "every click")],
+        [(widget.flip_combo, "off")],
     ]
     for i, change in enumerate(changes):
         for box, checked in change:
@@ -396,13 +396,13 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
         widget.add_click_world([30 + i, 20 + i])
         wait_idle(qtbot, widget)
     assert predictor.seen == [
-        (None, True, True, None, True, None),
-        (ZoomIn(), True, True, None, True, None),
-        (None, False, True, None, True, None),
-        (None, False, False, None, True, None),
-        (None, False, False, "signed", True, None),
-        (None, False, False, None, True, None),
-        (None, False, False, None, False, None),
+        (None, True, True, None, True, "first"),
+        (ZoomIn(), True, True, None, True, "first"),
+        (None, False, True, None, True, "first"),
+        (None, False, False, None, True, "first"),
+        (None, False, False, "signed", True, "first"),
+        (None, False, False, None, True, "first"),
         (None, False, False, None, False, "first"),
         (None, False, False, None, False, "every"),
+        (None, False, False, None, False, None),
     ]

@@ -42,6 +42,7 @@ DEFAULT_VARIANTS: dict[str, dict] = {
     "default-refine-shrink": {"refine_shrink": True},
     "default-refine-half-way": {"refine_level": 0.5},
     "default-flip": {"flip_ensemble": "first"},
+    "default-no-flip": {"flip_ensemble": None},
     "default-flip-every": {"flip_ensemble": "every"},
 }
 MODEL_NAMES = (*DEFAULT_VARIANTS, "mobilesam", "random-walker", "fake")
@@ -151,7 +152,9 @@ def load_predictor(spec: str, *, threads: int | None = 2) -> BasePredictor:
         ``default-refine-half-way`` (the outline at half-way colour instead of 0.35 of
         the way: ``refine_level=0.5``; the session-11 outline step is
         ``default-refine-no-clicks+default-refine-shrink-neg+default-refine-half-way``),
-        ``mobilesam``,
+        ``default-flip`` / ``default-no-flip`` / ``default-flip-every`` (the first
+        click of an object averaged over the image's flips, the default, / one view
+        / every click averaged: ``flip_ensemble``), ``mobilesam``,
         ``random-walker``, ``fake`` (:class:`~napari_inter2former.testing.FakePredictor`),
         several variants joined by ``+`` (their settings together, e.g.
         ``default-refine-clicks+default-refine-grow-only``),
