@@ -543,7 +543,9 @@ class Inter2FormerWidget(QWidget):
         ]
         self._inflight = batch
         if jobs[0].restart:  # may encode a new plane: a progress bar if it takes long
-            self._show_progress_later("Inter2Former: encoding the image", PROGRESS_DELAY_MS)
+            flips = self.flip_combo.currentData() is not None
+            what = "the image and its three flips" if flips else "the image"
+            self._show_progress_later(f"Inter2Former: encoding {what}", PROGRESS_DELAY_MS)
         self.runner.run_clicks(
             self.source.volume,
             jobs,
