@@ -162,7 +162,7 @@ class Inter2FormerWidget(QWidget):
             "average the four predictions: fewer stray pixels on touching nuclei, fewer clicks. "
             "Three more encoder runs per image; each click averaged takes about four times as long"
         )
-        self.flip_combo.setCurrentIndex(1)  # "first click", the predictor's default
+        self.flip_combo.setCurrentIndex(self.flip_combo.findData("first"))  # the predictor's default
         self.flip_combo.currentIndexChanged.connect(self._on_flip_changed)
         self.merge_check = self._predictor_check(
             "Keep earlier corrections",
