@@ -24,8 +24,10 @@ from .transforms import InputGeometry, to_rgb_uint8
 MERGE_RULES = ("signed", "all")
 CENTRE_DEPTH = 0.5  # share of a region's greatest depth: a negative click there drops it all
 EDGE_SIGMA = 1.0  # image pixels: blur of the edge map the negative-click cut follows
-# image axes flipped by Predictor(flip_ensemble=...), besides the image as it is
-ENSEMBLE_FLIPS = ((1,), (0,), (0, 1))
+# image axes flipped by Predictor(flip_ensemble=...), besides the image as it is: the
+# 180-degree turn saves as many clicks as all three flips with decoder run 13, at a third of
+# their cost (docs/evaluation.md, session 16)
+ENSEMBLE_FLIPS = ((0, 1),)
 FLIP_ENSEMBLE_RULES = ("first", "every")
 AUTO_SMOOTH_CNR = 4.0  # refine_boundary(smooth="auto") blurs below this contrast / pixel noise
 REFINE_LEVEL = 0.35  # the predictor's outline level: from surround (0) to interior (1) colour
@@ -792,19 +794,19 @@ class Predictor(BasePredictor):
     refine_band : int
         Half-width of the outline step's band in image pixels. Default 1.
     flip_ensemble : {'first', 'every'} or None
-        Decode a click also on the image flipped left-right, upside down and
-        both (:data:`ENSEMBLE_FLIPS`, each view with the reference map flipped
-        alike) and average the four predictions' probabilities: ``'first'``
+        Decode a click also on the image turned by 180 degrees (flipped upside
+        down and left-right: :data:`ENSEMBLE_FLIPS`, the reference map turned
+        alike) and average the two predictions' probabilities: ``'first'``
         for the first click of an object started without a prior mask, the
         next clicks starting from that mask; ``'every'`` for every click.
-        Costs three more encoder runs per image (on the first such click,
-        then cached; with ``zoom_in``, per crop too, where the first click is
-        replayed) and four decoder runs per click ensembled. The flipped views
+        Costs one more encoder run per image (on the first such click, then
+        cached; with ``zoom_in``, per crop too, where the first click is
+        replayed) and two decoder runs per click averaged. The turned views
         have their own cache of one image's views, so they never push an image
         (or a volume's plane) out of the ``cache_size`` entries. Default
         ``'first'``: with the shipped decoder (run 13) it saves 2.3 clicks to
-        85 / 90 % over four generated and training sets (``docs/evaluation.md``,
-        session 16); None: one view.
+        85 / 90 % over four generated and training sets, as many as averaging
+        all three flips (``docs/evaluation.md``, session 16); None: one view.
     """
 
     def __init__(

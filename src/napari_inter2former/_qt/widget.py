@@ -158,9 +158,9 @@ class Inter2FormerWidget(QWidget):
         for text, value in FLIP_CHOICES:
             self.flip_combo.addItem(text, value)
         self.flip_combo.setToolTip(
-            "Segment a click also on the image flipped left-right, upside down and both, and "
-            "average the four predictions: fewer stray pixels on touching nuclei, fewer clicks. "
-            "Three more encoder runs per image; each click averaged takes about four times as long"
+            "Segment a click also on the image turned by 180 degrees and average the two "
+            "predictions: fewer stray pixels on touching nuclei, fewer clicks. One more encoder "
+            "run per image; each click averaged takes about twice as long"
         )
         self.flip_combo.setCurrentIndex(self.flip_combo.findData("first"))  # the predictor's default
         self.flip_combo.currentIndexChanged.connect(self._on_flip_changed)
@@ -544,7 +544,7 @@ class Inter2FormerWidget(QWidget):
         self._inflight = batch
         if jobs[0].restart:  # may encode a new plane: a progress bar if it takes long
             flips = self.flip_combo.currentData() is not None
-            what = "the image and its three flips" if flips else "the image"
+            what = "the image and its 180-degree turn" if flips else "the image"
             self._show_progress_later(f"Inter2Former: encoding {what}", PROGRESS_DELAY_MS)
         self.runner.run_clicks(
             self.source.volume,
