@@ -124,6 +124,21 @@ def test_flipped_views_do_not_push_images_out_of_the_feature_cache():
     assert len(predictor.cache) == 1 and len(predictor.flip_cache) == 1
 
 
+def test_zoom_crop_keeps_the_image_turned_view_cached():
+    from stub_models import ClickDiscModel
+
+    from napari_inter2former.predictor import ZoomIn
+
+    model = ClickDiscModel()
+    predictor = _flip_predictor(model, zoom_in=ZoomIn(expansion=4, min_side=16, max_fraction=0.6))
+    predictor.add_click(40, 60)
+    predictor.add_click(42, 62)  # replays the first click in a crop: the crop and its turn
+    assert predictor.zoom_box is not None and len(model.encoded_shapes) == 4
+    predictor.reset()
+    predictor.add_click(70, 130)  # the next object's first click on the whole image again
+    assert len(model.encoded_shapes) == 4
+
+
 def test_flip_ensemble_averages_the_views_on_the_first_click_only():
     from stub_models import ClickDiscModel, CornerBlockModel
 
