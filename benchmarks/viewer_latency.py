@@ -10,6 +10,9 @@ labels layer holds the mask (``widget.latencies``, measured by the widget itself
     --screenshot PNG  save the viewer after the clicks
     --3d              the 3-D sample: one click on a nucleus's middle plane, Propagate,
                       then per-plane IoU against the sample's ground truth
+    --look            before the first click, wait until the widget has encoded the shown
+                      image (or plane) ahead ("Encode ahead"), as when the user looks at it
+                      for a few seconds first; without it the first click comes at once
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ def main() -> None:
     parser.add_argument("--clicks", type=int, default=10)
     parser.add_argument("--screenshot", default=None)
     parser.add_argument("--3d", dest="three_d", action="store_true")
+    parser.add_argument("--look", action="store_true")
     args = parser.parse_args()
 
     import napari
@@ -59,14 +63,26 @@ def main() -> None:
             app.processEvents()
             time.sleep(0.0005)
 
+    def look(plane):
+        """Wait until the widget has encoded ``plane`` ahead (with --look)."""
+        if not args.look:
+            return
+        start = time.perf_counter()
+        while plane not in widget._encoded_ahead or widget.runner.busy:
+            app.processEvents()
+            time.sleep(0.005)
+        print(f"encoded plane {plane} ahead of the first click: {time.perf_counter() - start:.1f} s "
+              "after it was shown")
+
     def centre(label):
         rows, cols = np.nonzero(truth == label)
         return int(np.median(rows)), int(np.median(cols))
 
     if args.three_d:
-        run_3d(viewer, widget, truth, wait, app, args)
+        run_3d(viewer, widget, truth, wait, look, args)
         return
 
+    look(0)
     start = time.perf_counter()
     widget.add_click(0, *centre(1))
     wait()
@@ -88,7 +104,7 @@ def main() -> None:
         if label < args.clicks + 1:
             widget.commit()
     print(
-        f"{args.model}: first click of the session (load + encode + decode) {first * 1000:.0f} ms; "
+        f"{args.model}: first click of the session ({'decode: loaded and encoded ahead' if args.look else 'load + encode + decode'}) {first * 1000:.0f} ms; "
         f"{len(first_ms)} objects: first click median {np.median(first_ms):.0f} ms "
         f"(max {max(first_ms):.0f}), refining click median {np.median(refine_ms):.0f} ms "
         f"(max {max(refine_ms):.0f}) (torch threads {threads}, {os.cpu_count()} CPUs)"
@@ -106,13 +122,14 @@ def _finish(viewer, app, screenshot: str | None) -> None:
     viewer.close()
 
 
-def run_3d(viewer, widget, truth, wait, app, args) -> None:
+def run_3d(viewer, widget, truth, wait, look, args) -> None:
     """Click one nucleus on its largest plane, propagate, and compare with the ground truth."""
     label = int(np.argmax(np.bincount(truth.ravel())[1:])) + 1  # the largest nucleus
     obj = truth == label
     plane = int(np.argmax(obj.sum(axis=(1, 2))))
     rows, cols = np.nonzero(obj[plane])
     viewer.dims.set_point(0, plane * viewer.layers[0].scale[0])
+    look(plane)
     start = time.perf_counter()
     widget.add_click(plane, int(np.median(rows)), int(np.median(cols)))
     wait()
@@ -126,13 +143,15 @@ def run_3d(viewer, widget, truth, wait, app, args) -> None:
     filled = np.flatnonzero(got.any(axis=(1, 2)))
     iou3d = (got & obj).sum() / max((got | obj).sum(), 1)
     print(f"{args.model}: nucleus {label} spans planes {spanned.min()}-{spanned.max()}; one click on "
-          f"plane {plane} ({first * 1000:.0f} ms incl. load and encode), Propagate filled planes "
+          f"plane {plane} ({first * 1000:.0f} ms {'after encoding ahead' if args.look else 'incl. load and encode'}), Propagate filled planes "
           f"{filled.min() if filled.size else '-'}-{filled.max() if filled.size else '-'} in "
           f"{seconds:.1f} s; 3-D IoU {iou3d:.3f}")
     for z in spanned:
         inter, union = (got[z] & obj[z]).sum(), (got[z] | obj[z]).sum()
         print(f"  plane {z:2d}: truth {obj[z].sum():4d} px, labels {got[z].sum():4d} px, IoU {inter / union:.2f}")
-    _finish(viewer, app, args.screenshot)
+    from qtpy.QtWidgets import QApplication
+
+    _finish(viewer, QApplication.instance(), args.screenshot)
 
 
 if __name__ == "__main__":

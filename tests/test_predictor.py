@@ -124,6 +124,24 @@ def test_flipped_views_do_not_push_images_out_of_the_feature_cache():
     assert len(predictor.cache) == 1 and len(predictor.flip_cache) == 1
 
 
+def test_encode_ahead_leaves_the_object_alone_and_spares_the_first_click_encoding():
+    from stub_models import ClickDiscModel
+
+    model = ClickDiscModel()
+    predictor = _flip_predictor(model, flip_ensemble="first")
+    image = predictor._rgb[..., 0]
+    before = predictor.add_click(30, 41)
+    other = np.ascontiguousarray(image[::-1])
+    predictor.encode_ahead(other)  # the next image and its turned view, while an object is open
+    assert len(model.encoded_shapes) == 4
+    np.testing.assert_array_equal(predictor.mask, before)
+    predictor.add_click(60, 100, positive=False)  # the object goes on, on its own image
+    assert len(model.encoded_shapes) == 4 and predictor.image_shape == image.shape
+    predictor.set_image(other)
+    predictor.add_click(30, 41)
+    assert len(model.encoded_shapes) == 4  # nothing left to encode at the first click
+
+
 def test_zoom_crop_keeps_the_image_turned_view_cached():
     from stub_models import ClickDiscModel
 

@@ -110,6 +110,23 @@ class BasePredictor:
         self._shape = rgb.shape[:2]
         self.reset()
 
+    def encode_ahead(
+        self,
+        image: np.ndarray,
+        *,
+        channel_axis: int | None = None,
+        contrast_limits: tuple[float, float] | None = None,
+    ) -> None:
+        """Run ``image``'s per-image work into the cache, ahead of its first click.
+
+        The current image, object and clicks stay as they are; a later
+        :meth:`set_image` of the same image (same arguments) and its first click
+        then skip the work done here. The arguments are those of
+        :meth:`set_image`. Predictors without a feature cache do nothing.
+        """
+        rgb = to_rgb_uint8(image, channel_axis=channel_axis, contrast_limits=contrast_limits)
+        self._encode_ahead(rgb)
+
     def reset(self) -> None:
         """Forget the clicks, the mask and the prior mask; keep the image."""
         self._clicks = []
@@ -175,6 +192,9 @@ class BasePredictor:
 
     def _predict(self, click: Click) -> np.ndarray:
         raise NotImplementedError
+
+    def _encode_ahead(self, rgb: np.ndarray) -> None:
+        pass
 
     def _get_state(self) -> Any:
         return None
@@ -911,6 +931,16 @@ class Predictor(BasePredictor):
         self._rgb = rgb
         self._image_features = self._encode_rgb(rgb)  # the view is set by _start (reset)
 
+    def _encode_ahead(self, rgb: np.ndarray) -> None:
+        self._encode_rgb(rgb)
+        if self.flip_ensemble is not None:
+            for axes in ENSEMBLE_FLIPS:
+                self._flipped_features(rgb, axes)
+
+    def _flipped_features(self, rgb: np.ndarray, axes: tuple[int, ...]):
+        """Features of ``rgb`` flipped along ``axes`` (cached apart: :attr:`flip_cache`)."""
+        return self._encode_rgb(np.ascontiguousarray(np.flip(rgb, axes)), self.flip_cache)
+
     def _use_view(self, box: tuple[int, int, int, int] | None) -> None:
         """Work on the whole image (None) or on the crop ``box``."""
         self._box = box
@@ -1010,7 +1040,7 @@ class Predictor(BasePredictor):
         probability = torch.sigmoid(logits[..., :rows, :cols].float())
         for axes in ENSEMBLE_FLIPS:
             dims = [axis - 2 for axis in axes]  # image axes 0, 1 -> grid dims -2, -1
-            features = self._encode_rgb(np.ascontiguousarray(np.flip(rgb, axes)), self.flip_cache)
+            features = self._flipped_features(rgb, axes)
             flipped_ref = ref.clone()
             flipped_ref[..., :rows, :cols] = ref[..., :rows, :cols].flip(dims)
             flipped = self._decode(features, flipped_ref)

@@ -1,6 +1,12 @@
 import numpy as np
 import pytest
-from widget_helpers import SlowFakePredictor, ball_stack, discs_image, wait_idle
+from widget_helpers import (
+    EncodeAheadRecorder,
+    SlowFakePredictor,
+    ball_stack,
+    discs_image,
+    wait_idle,
+)
 
 from napari_inter2former._qt import widget as widget_module
 from napari_inter2former._writer import load_clicks, read_labels
@@ -335,6 +341,53 @@ def test_precompute_encodes_every_plane(make_widget, qtbot):
     widget.precompute()
     wait_idle(qtbot, widget)
     assert predictor.encode_calls == 6
+
+
+def test_the_shown_plane_is_encoded_ahead_of_its_first_click(make_widget, qtbot):
+    from napari_inter2former.transforms import to_rgb_uint8
+
+    volume, _ = ball_stack(n_planes=8)
+    predictor = EncodeAheadRecorder()
+    viewer, widget = make_widget(volume, predictor=predictor)
+    limits = widget.source.contrast_limits
+    plane_rgb = lambda p: to_rgb_uint8(volume[p], contrast_limits=limits)
+    shown = widget.current_plane()  # napari opens a stack on its middle plane
+    qtbot.waitUntil(lambda: len(predictor.encoded_ahead) == 1, timeout=5000)
+    viewer.dims.set_point(0, 3)
+    viewer.dims.set_point(0, 5)  # scrolled on before the view rested: plane 5 only
+    qtbot.waitUntil(lambda: len(predictor.encoded_ahead) == 2, timeout=5000)
+    wait_idle(qtbot, widget)
+    np.testing.assert_array_equal(predictor.encoded_ahead[0], plane_rgb(shown))
+    np.testing.assert_array_equal(predictor.encoded_ahead[1], plane_rgb(5))
+    widget.add_click(5, 24, 24)  # clicked planes and planes encoded once are not encoded again
+    wait_idle(qtbot, widget)
+    viewer.dims.set_point(0, shown)
+    qtbot.wait(3 * widget_module.ENCODE_AHEAD_DELAY_MS)
+    wait_idle(qtbot, widget)
+    assert len(predictor.encoded_ahead) == 2
+    widget.encode_ahead_check.setChecked(False)
+    viewer.dims.set_point(0, 6)
+    qtbot.wait(3 * widget_module.ENCODE_AHEAD_DELAY_MS)
+    assert len(predictor.encoded_ahead) == 2 and not widget.runner.busy
+
+
+def test_clicks_and_actions_wait_for_a_running_encode_ahead(make_widget, qtbot):
+    volume, _ = ball_stack(n_planes=6)
+    predictor = EncodeAheadRecorder(delay=1.0)
+    viewer, widget = make_widget(volume, predictor=predictor)
+    qtbot.waitUntil(lambda: widget.runner.kind == "encode", timeout=5000)
+    widget.add_click(0, 24, 24, positive=False)  # waits, with a progress bar
+    assert widget.runner.kind == "encode" and len(widget._pending) == 1
+    assert widget._progress is not None
+    wait_idle(qtbot, widget)
+    assert len(predictor.encoded_ahead) == 1 and widget.points.features["object_id"].tolist() == [1]
+    widget.clear()
+    viewer.dims.set_point(0, 4)
+    qtbot.waitUntil(lambda: widget.runner.kind == "encode", timeout=5000)
+    widget.precompute()  # runs once the encoder is free, not refused as busy
+    assert widget._after_encode is not None
+    wait_idle(qtbot, widget)
+    assert predictor.encode_calls == 1 + volume.shape[0] and widget._after_encode is None
 
 
 def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget, qtbot):

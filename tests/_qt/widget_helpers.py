@@ -44,5 +44,18 @@ class SlowFakePredictor(FakePredictor):
         return super()._predict(click)
 
 
+class EncodeAheadRecorder(FakePredictor):
+    """FakePredictor that records (and takes ``delay`` seconds for) each encode-ahead."""
+
+    def __init__(self, delay=0.0):
+        super().__init__()
+        self.delay = delay
+        self.encoded_ahead = []  # the uint8 RGB images
+
+    def _encode_ahead(self, rgb):
+        time.sleep(self.delay)
+        self.encoded_ahead.append(rgb)
+
+
 def wait_idle(qtbot, widget, timeout=5000):
     qtbot.waitUntil(lambda: not widget.runner.busy and not widget._pending, timeout=timeout)

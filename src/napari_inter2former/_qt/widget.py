@@ -64,6 +64,7 @@ logger = logging.getLogger(__name__)
 
 NEW_LABELS = "<new labels layer>"
 PROGRESS_DELAY_MS = 300  # clicks faster than this show no progress bar
+ENCODE_AHEAD_DELAY_MS = 400  # encode the shown plane once the view has rested this long
 KEYS = {
     "toggle": "T",
     "commit": "C",
@@ -113,6 +114,12 @@ class Inter2FormerWidget(QWidget):
         self._progress = None
         self._click_time: float | None = None
         self.latencies: list[float] = []  # seconds from click to labels drawn
+        self._encoded_ahead: set[int] = set()  # planes encoded (or being) since the image was picked
+        self._after_encode: Callable[[], None] | None = None  # an action waiting for it
+        self._encode_timer = QTimer(self)
+        self._encode_timer.setSingleShot(True)
+        self._encode_timer.setInterval(ENCODE_AHEAD_DELAY_MS)
+        self._encode_timer.timeout.connect(self.encode_ahead)
         self._build()
         self._add_callbacks()
         self._refresh_layer_choices()
@@ -172,6 +179,14 @@ class Inter2FormerWidget(QWidget):
             values=("signed", None),
             checked=False,
         )
+        self.encode_ahead_check = QCheckBox("Encode ahead")
+        self.encode_ahead_check.setToolTip(
+            "Encode the shown image (of a stack: the plane shown) in the background as soon "
+            "as it is picked or shown, so that the first click answers without waiting for "
+            "the encoder"
+        )
+        self.encode_ahead_check.setChecked(True)
+        self.encode_ahead_check.toggled.connect(lambda checked: checked and self.encode_ahead())
         self.iou_spin = QDoubleSpinBox()
         self.iou_spin.setRange(0.0, 1.0)
         self.iou_spin.setSingleStep(0.05)
@@ -189,6 +204,7 @@ class Inter2FormerWidget(QWidget):
         form.addRow("", self.refine_check)
         form.addRow("Flip average", self.flip_combo)
         form.addRow("", self.merge_check)
+        form.addRow("", self.encode_ahead_check)
         form.addRow("Stop IoU", self.iou_spin)
 
         def button(text, key, slot):
@@ -243,6 +259,7 @@ class Inter2FormerWidget(QWidget):
         self.image_combo.currentIndexChanged.connect(self._on_image_changed)
         self.channel_spin.valueChanged.connect(self._on_image_changed)
         self.labels_combo.currentIndexChanged.connect(self._on_labels_changed)
+        self.viewer.dims.events.current_step.connect(self._on_plane_shown)
 
     def _refresh_layer_choices(self, event: Event | None = None) -> None:
         for combo, kind, extra in (
@@ -283,6 +300,11 @@ class Inter2FormerWidget(QWidget):
         self.source = source
         self._setup_points()
         self._on_labels_changed()
+        self._encode_timer.start()
+
+    def _on_plane_shown(self, *args) -> None:
+        if self.source is not None and self.source.is_volume:
+            self._encode_timer.start()  # restarted while the user scrolls
 
     def _on_labels_changed(self, *args) -> None:
         if self.source is None:
@@ -386,6 +408,8 @@ class Inter2FormerWidget(QWidget):
     def _reset_session(self) -> None:
         self.runner.cancel()
         self._pending.clear()
+        self._encoded_ahead.clear()
+        self._after_encode = None
         self.annotation = Annotation()
 
     # ----- clicks -----
@@ -519,14 +543,21 @@ class Inter2FormerWidget(QWidget):
     def _dispatch(self) -> None:
         """Start the next batch of clicks if the model is free (latest click wins)."""
         if self.runner.busy:
-            if self.runner.cancelling:
+            if self.runner.kind == "encode" and self._pending and self._progress is None:
+                self._show_progress(f"Inter2Former: encoding {self._encoded_views()}", total=0)
+            if self.runner.cancelling or self._pending:
                 self._update_status()
+            return
+        if self._after_encode is not None and not self._pending:
+            action, self._after_encode = self._after_encode, None
+            action()
             return
         if self._commit_after_run and not self._pending:
             self._commit_after_run = False
             self.commit()
         if not self._pending or self.source is None or self.labels is None:
             self._update_status()
+            self.encode_ahead()
             return
         key = self._pending[0].key
         batch = []
@@ -543,9 +574,10 @@ class Inter2FormerWidget(QWidget):
         ]
         self._inflight = batch
         if jobs[0].restart:  # may encode a new plane: a progress bar if it takes long
-            flips = self.flip_combo.currentData() is not None
-            what = "the image and its 180-degree turn" if flips else "the image"
-            self._show_progress_later(f"Inter2Former: encoding {what}", PROGRESS_DELAY_MS)
+            self._encoded_ahead.add(batch[0].plane)
+            self._show_progress_later(
+                f"Inter2Former: encoding {self._encoded_views()}", PROGRESS_DELAY_MS
+            )
         self.runner.run_clicks(
             self.source.volume,
             jobs,
@@ -573,6 +605,54 @@ class Inter2FormerWidget(QWidget):
 
     def _on_run_finished(self) -> None:
         self._close_progress()
+
+    def _encoded_views(self) -> str:
+        """What the encoder runs on at an object's first click, for the progress bar."""
+        if self.flip_combo.currentData() is None:
+            return "the image"
+        return "the image and its 180-degree turn"
+
+    def encode_ahead(self) -> None:
+        """Encode the shown plane in the background, ahead of its first click.
+
+        Does nothing while the model is busy or clicks wait (the dispatcher calls
+        it again when the model is free), when "Encode ahead" is off, or when
+        the plane was encoded (or clicked) since the image was picked.
+        """
+        if (
+            not self.encode_ahead_check.isChecked()
+            or self.source is None
+            or self.runner.busy
+            or self._pending
+        ):
+            return
+        plane = self.current_plane()
+        if plane in self._encoded_ahead:
+            return
+        self._encoded_ahead.add(plane)  # also when cancelled: not again unless asked
+        volume, kwargs = self.source.volume, self._image_kwargs()
+
+        def planes(predictor):
+            predictor.encode_ahead(np.asarray(volume[plane]), **kwargs)
+            yield plane, None
+
+        self.runner.run_planes(
+            planes,
+            kind="encode",
+            on_plane=lambda item: None,
+            on_error=self._on_error,
+            on_finished=self._on_run_finished,
+        )
+        self._update_status()
+
+    def _wait_for_encode_ahead(self, action: Callable[[], None]) -> bool:
+        """While only an encode-ahead runs, queue ``action`` for when it ends (True)."""
+        if self.runner.kind != "encode" or self._pending:
+            return False
+        self._after_encode = action
+        self._show_progress(f"Inter2Former: encoding {self._encoded_views()} first", total=0)
+        self._update_status()
+        return True
 
     def _on_error(self, exc: Exception) -> None:
         self._close_progress()
@@ -645,7 +725,7 @@ class Inter2FormerWidget(QWidget):
 
     def clear(self) -> None:
         """Drop the current object: its pixels go back to what was there before."""
-        if self.runner.busy and self.runner.kind != "precompute":
+        if self.runner.busy and self.runner.kind not in ("precompute", "encode"):
             self.runner.cancel()
         if self._pending:
             self._remove_clicks(self._pending)
@@ -714,7 +794,7 @@ class Inter2FormerWidget(QWidget):
 
     def propagate(self) -> None:
         """Carry the current object from this plane up and down the stack."""
-        if not self._volume_ready("propagation"):
+        if self._wait_for_encode_ahead(self.propagate) or not self._volume_ready("propagation"):
             return
         obj = self.annotation.current
         plane = self.current_plane()
@@ -750,7 +830,9 @@ class Inter2FormerWidget(QWidget):
 
     def fill_between(self) -> None:
         """Fill the planes between the object's annotated planes from both ends."""
-        if not self._volume_ready("filling between planes"):
+        if self._wait_for_encode_ahead(self.fill_between) or not self._volume_ready(
+            "filling between planes"
+        ):
             return
         obj = self.annotation.current
         anchors = [p for p in annotated_planes(self._records(), obj.object_id) if p in obj.planes]
@@ -798,7 +880,7 @@ class Inter2FormerWidget(QWidget):
 
     def precompute(self) -> None:
         """Encode every plane in the background (features cached for fast clicks)."""
-        if not self._ready():
+        if self._wait_for_encode_ahead(self.precompute) or not self._ready():
             return
         if self.runner.busy or self._pending:
             show_info("Inter2Former: the model is busy; wait or cancel.")
@@ -837,6 +919,7 @@ class Inter2FormerWidget(QWidget):
         self._inflight = []
         self._pending.clear()
         self._commit_after_run = False
+        self._after_encode = None
         self.annotation.predictor_key = None
         self._close_progress()
         if cancelled:
@@ -860,7 +943,7 @@ class Inter2FormerWidget(QWidget):
 
     def load_clicks(self, path) -> None:
         """Load a clicks CSV into the clicks layer and replay it into the labels."""
-        if not self._ready():
+        if self._wait_for_encode_ahead(lambda: self.load_clicks(path)) or not self._ready():
             return
         if self.runner.busy or self._pending:
             show_info("Inter2Former: the model is busy; wait or cancel.")
@@ -949,5 +1032,6 @@ class Inter2FormerWidget(QWidget):
         self.status.setText(" | ".join(parts))
 
     def closeEvent(self, event) -> None:
+        self._encode_timer.stop()
         self.runner.cancel()
         super().closeEvent(event)
