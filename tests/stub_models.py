@@ -47,3 +47,25 @@ class CornerBlockModel(ClickDiscModel):
         logits = super().decode(features, ref, boundary_rule, dlu_rule)
         logits[..., :8, :8] = 4.0
         return logits
+
+
+class DumbbellModel(ClickDiscModel):
+    """:class:`ClickDiscModel` that calls two touching discs foreground at every click.
+
+    Discs of radius 15 and 12 on the 128 grid, centres (60, 40) and (60, 66): one
+    region with a waist about 10 pixels wide (a nucleus and the neighbour a mask
+    leaked into). ``dumbbell()`` gives the two discs.
+    """
+
+    @staticmethod
+    def dumbbell(size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+        rr, cc = np.ogrid[:size, :size]
+        left = (rr - 60) ** 2 + (cc - 40) ** 2 <= 15**2
+        right = (rr - 60) ** 2 + (cc - 66) ** 2 <= 12**2
+        return left, right
+
+    def decode(self, features, ref, boundary_rule=None, dlu_rule="threshold"):
+        logits = super().decode(features, ref, boundary_rule, dlu_rule)
+        left, right = self.dumbbell(logits.shape[-1])
+        logits[0, 0][torch.from_numpy(left | right)] = 10.0
+        return logits

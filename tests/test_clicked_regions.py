@@ -174,3 +174,57 @@ def test_a_negative_click_in_the_middle_of_a_propagated_mask_removes_it():
     assert not predictor.add_click(50, 60, positive=False).any()
     # a positive click afterwards starts from the emptied mask
     assert not predictor.add_click(50, 40)[30:70, 62:100].any()
+
+
+def _logits(mask):
+    return torch.where(torch.from_numpy(mask), 5.0, -5.0)[None, None].float()
+
+
+def test_split_at_necks_keeps_the_clicked_blob_of_two_touching_ones():
+    from napari_inter2former.predictor import split_at_necks
+    from stub_models import DumbbellModel
+
+    left, right = DumbbellModel.dumbbell()
+    logits = _logits(left | right)
+    far_left, far_right = left.copy(), right.copy()  # each disc beyond the waist
+    far_left[:, 48:] = False
+    far_right[:, :58] = False
+    for seed, mine, other in (((60, 40), left, far_right), ((60, 70), right, far_left)):
+        kept = split_at_necks(logits, seed)[0, 0].numpy() > 0
+        assert (kept & mine).sum() >= 0.9 * mine.sum() and not (kept & other).any()
+        assert not (kept & ~(left | right)).any()
+
+
+def test_split_at_necks_leaves_wide_waists_elongated_shapes_and_misses_alone():
+    from napari_inter2former.predictor import split_at_necks
+
+    rr, cc = np.ogrid[:128, :128]
+    wide = ((rr - 60) ** 2 + (cc - 40) ** 2 <= 15**2) | ((rr - 60) ** 2 + (cc - 62) ** 2 <= 12**2)
+    ellipse = ((rr - 60) / 10) ** 2 + ((cc - 64) / 45) ** 2 <= 1
+    for mask, seed in ((wide, (60, 40)), (ellipse, (60, 30)), (ellipse, (0, 0))):
+        logits = _logits(mask)
+        assert split_at_necks(logits, seed) is logits
+
+
+def test_the_first_click_only_is_split_at_necks():
+    from stub_models import DumbbellModel
+
+    left, right = DumbbellModel.dumbbell()
+    predictor = Predictor(DumbbellModel(), flip_ensemble=None, refine_boundary=False)
+    predictor.set_image(np.zeros((128, 128), dtype=np.uint8))
+    first = predictor.add_click(60, 40)
+    assert (first & left).sum() >= 0.9 * left.sum() and not first[50:70, 66:78].any()
+    second = predictor.add_click(60, 70)  # the user wants both: a later click is not split
+    np.testing.assert_array_equal(second, left | right)
+    predictor.split_first_click = False
+    predictor.reset()
+    np.testing.assert_array_equal(predictor.add_click(60, 40), left | right)
+
+
+def test_a_region_cut_by_the_image_edge_is_as_deep_as_if_it_went_on():
+    from napari_inter2former.predictor import _depth
+
+    rr, cc = np.ogrid[:21, :41]
+    half_disc = rr**2 + (cc - 20) ** 2 <= 20**2  # the lower half of a disc of radius 20
+    assert abs(_depth(half_disc, (True, False, False, False)).max() - 21) <= 1
+    assert _depth(half_disc, (False,) * 4).max() <= 11  # its box's top taken as background

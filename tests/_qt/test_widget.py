@@ -403,6 +403,7 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
         merge_at_click = None
         refine_boundary = True
         flip_ensemble = "first"
+        split_first_click = True
         seen: list = []
 
         def _predict(self, click):
@@ -414,6 +415,7 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
                     self.merge_at_click,
                     self.refine_boundary,
                     self.flip_ensemble,
+                    self.split_first_click,
                 )
             )
             return super()._predict(click)
@@ -429,6 +431,7 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
     assert widget.merge_check.isChecked() == (defaults["merge_at_click"].default is not None)
     assert widget.refine_check.isChecked() == defaults["refine_boundary"].default
     assert widget.flip_combo.currentData() == defaults["flip_ensemble"].default
+    assert widget.split_check.isChecked() == defaults["split_first_click"].default
     changes = [
         [],
         [(widget.zoom_check, True)],
@@ -439,6 +442,7 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
         [(widget.refine_check, False)],
         [(widget.flip_combo, "every click")],
         [(widget.flip_combo, "off")],
+        [(widget.split_check, False)],
     ]
     for i, change in enumerate(changes):
         for box, checked in change:
@@ -449,13 +453,14 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
         widget.add_click_world([30 + i, 20 + i])
         wait_idle(qtbot, widget)
     assert predictor.seen == [
-        (None, True, True, None, True, "first"),
-        (ZoomIn(), True, True, None, True, "first"),
-        (None, False, True, None, True, "first"),
-        (None, False, False, None, True, "first"),
-        (None, False, False, "signed", True, "first"),
-        (None, False, False, None, True, "first"),
-        (None, False, False, None, False, "first"),
-        (None, False, False, None, False, "every"),
-        (None, False, False, None, False, None),
+        (None, True, True, None, True, "first", True),
+        (ZoomIn(), True, True, None, True, "first", True),
+        (None, False, True, None, True, "first", True),
+        (None, False, False, None, True, "first", True),
+        (None, False, False, "signed", True, "first", True),
+        (None, False, False, None, True, "first", True),
+        (None, False, False, None, False, "first", True),
+        (None, False, False, None, False, "every", True),
+        (None, False, False, None, False, None, True),
+        (None, False, False, None, False, None, False),
     ]

@@ -153,6 +153,12 @@ class Inter2FormerWidget(QWidget):
             "the nearest image edges (e.g. a neighbouring nucleus), not only the click",
             "cut_at_negative_clicks",
         )
+        self.split_check = self._predictor_check(
+            "Split first mask at necks",
+            "An object's first mask keeps only the part on the clicked side of a narrow waist "
+            "(a touching nucleus it leaked into); a positive click on the other part takes it in",
+            "split_first_click",
+        )
         self.refine_check = self._predictor_check(
             "Snap outline to edges",
             "Grow the mask's outline by up to a pixel to where the intensity is a third of "
@@ -201,6 +207,7 @@ class Inter2FormerWidget(QWidget):
         form.addRow("", self.zoom_check)
         form.addRow("", self.regions_check)
         form.addRow("", self.cut_check)
+        form.addRow("", self.split_check)
         form.addRow("", self.refine_check)
         form.addRow("Flip average", self.flip_combo)
         form.addRow("", self.merge_check)

@@ -44,6 +44,8 @@ DEFAULT_VARIANTS: dict[str, dict] = {
     "default-flip": {"flip_ensemble": "first"},
     "default-no-flip": {"flip_ensemble": None},
     "default-flip-every": {"flip_ensemble": "every"},
+    "default-split": {"split_first_click": True},
+    "default-no-split": {"split_first_click": False},
 }
 MODEL_NAMES = (*DEFAULT_VARIANTS, "mobilesam", "random-walker", "fake")
 
@@ -154,7 +156,9 @@ def load_predictor(spec: str, *, threads: int | None = 2) -> BasePredictor:
         ``default-refine-no-clicks+default-refine-shrink-neg+default-refine-half-way``),
         ``default-flip`` / ``default-no-flip`` / ``default-flip-every`` (the first
         click of an object averaged over the image's flips, the default, / one view
-        / every click averaged: ``flip_ensemble``), ``mobilesam``,
+        / every click averaged: ``flip_ensemble``), ``default-split`` /
+        ``default-no-split`` (the first mask split at narrow necks, the default, / not:
+        ``split_first_click``), ``mobilesam``,
         ``random-walker``, ``fake`` (:class:`~napari_inter2former.testing.FakePredictor`),
         several variants joined by ``+`` (their settings together, e.g.
         ``default-refine-clicks+default-refine-grow-only``),
