@@ -210,7 +210,9 @@ def test_the_first_click_only_is_split_at_necks():
     from stub_models import DumbbellModel
 
     left, right = DumbbellModel.dumbbell()
-    predictor = Predictor(DumbbellModel(), flip_ensemble=None, refine_boundary=False)
+    predictor = Predictor(
+        DumbbellModel(), flip_ensemble=None, refine_boundary=False, split_first_click=True
+    )
     predictor.set_image(np.zeros((128, 128), dtype=np.uint8))
     first = predictor.add_click(60, 40)
     assert (first & left).sum() >= 0.9 * left.sum() and not first[50:70, 66:78].any()

@@ -954,8 +954,9 @@ class Predictor(BasePredictor):
         The first click of an object started without a prior mask keeps only the
         part of its region on the click's side of a narrow neck
         (:func:`split_at_necks`): a touching nucleus the mask leaked into. Default
-        True (generated dense nuclei: mIoU@1 0.797 to 0.806 over 72 objects, other
-        tuning sets unchanged or within 0.1 click, ``docs/evaluation.md``, session 17).
+        False: it saves 0.2 clicks over the four generated and training sets, all on one
+        set of dense nuclei, and costs clicks on natural images (``docs/evaluation.md``,
+        session 17).
     """
 
     def __init__(
@@ -978,7 +979,7 @@ class Predictor(BasePredictor):
         refine_level: float = REFINE_LEVEL,
         refine_band: int = 1,
         flip_ensemble: str | None = "first",
-        split_first_click: bool = True,
+        split_first_click: bool = False,
     ) -> None:
         super().__init__()
         import torch

@@ -403,7 +403,7 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
         merge_at_click = None
         refine_boundary = True
         flip_ensemble = "first"
-        split_first_click = True
+        split_first_click = False
         seen: list = []
 
         def _predict(self, click):
@@ -442,7 +442,7 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
         [(widget.refine_check, False)],
         [(widget.flip_combo, "every click")],
         [(widget.flip_combo, "off")],
-        [(widget.split_check, False)],
+        [(widget.split_check, True)],
     ]
     for i, change in enumerate(changes):
         for box, checked in change:
@@ -453,14 +453,14 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
         widget.add_click_world([30 + i, 20 + i])
         wait_idle(qtbot, widget)
     assert predictor.seen == [
-        (None, True, True, None, True, "first", True),
-        (ZoomIn(), True, True, None, True, "first", True),
-        (None, False, True, None, True, "first", True),
-        (None, False, False, None, True, "first", True),
-        (None, False, False, "signed", True, "first", True),
-        (None, False, False, None, True, "first", True),
-        (None, False, False, None, False, "first", True),
-        (None, False, False, None, False, "every", True),
-        (None, False, False, None, False, None, True),
+        (None, True, True, None, True, "first", False),
+        (ZoomIn(), True, True, None, True, "first", False),
+        (None, False, True, None, True, "first", False),
+        (None, False, False, None, True, "first", False),
+        (None, False, False, "signed", True, "first", False),
+        (None, False, False, None, True, "first", False),
+        (None, False, False, None, False, "first", False),
+        (None, False, False, None, False, "every", False),
         (None, False, False, None, False, None, False),
+        (None, False, False, None, False, None, True),
     ]

@@ -158,6 +158,7 @@ class Inter2FormerWidget(QWidget):
             "An object's first mask keeps only the part on the clicked side of a narrow waist "
             "(a touching nucleus it leaked into); a positive click on the other part takes it in",
             "split_first_click",
+            checked=False,
         )
         self.refine_check = self._predictor_check(
             "Snap outline to edges",

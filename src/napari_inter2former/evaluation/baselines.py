@@ -157,7 +157,7 @@ def load_predictor(spec: str, *, threads: int | None = 2) -> BasePredictor:
         ``default-flip`` / ``default-no-flip`` / ``default-flip-every`` (the first
         click of an object averaged over the image's flips, the default, / one view
         / every click averaged: ``flip_ensemble``), ``default-split`` /
-        ``default-no-split`` (the first mask split at narrow necks, the default, / not:
+        ``default-no-split`` (the first mask split at narrow necks / not, the default:
         ``split_first_click``), ``mobilesam``,
         ``random-walker``, ``fake`` (:class:`~napari_inter2former.testing.FakePredictor`),
         several variants joined by ``+`` (their settings together, e.g.
