@@ -10,6 +10,7 @@ and on possibly-foreground pixels (the prior mask, then the previous prediction)
 
 import numpy as np
 import torch
+from stub_models import ClickDiscModel
 
 from napari_inter2former.constants import (
     DEFINITELY_BACKGROUND,
@@ -23,7 +24,6 @@ from napari_inter2former.predictor import (
     edge_landscape,
     keep_regions_at,
 )
-from stub_models import ClickDiscModel
 
 
 def two_blobs():
@@ -181,8 +181,9 @@ def _logits(mask):
 
 
 def test_split_at_necks_keeps_the_clicked_blob_of_two_touching_ones():
-    from napari_inter2former.predictor import split_at_necks
     from stub_models import DumbbellModel
+
+    from napari_inter2former.predictor import split_at_necks
 
     left, right = DumbbellModel.dumbbell()
     logits = _logits(left | right)
