@@ -365,10 +365,14 @@ def test_the_shown_plane_is_encoded_ahead_of_its_first_click(make_widget, qtbot)
     qtbot.wait(3 * widget_module.ENCODE_AHEAD_DELAY_MS)
     wait_idle(qtbot, widget)
     assert len(predictor.encoded_ahead) == 2
+    widget.flip_combo.setCurrentText("off")
+    widget.flip_combo.setCurrentText("every click")  # the shown plane's turned view is needed
+    qtbot.waitUntil(lambda: len(predictor.encoded_ahead) == 3, timeout=5000)
+    wait_idle(qtbot, widget)
     widget.encode_ahead_check.setChecked(False)
     viewer.dims.set_point(0, 6)
     qtbot.wait(3 * widget_module.ENCODE_AHEAD_DELAY_MS)
-    assert len(predictor.encoded_ahead) == 2 and not widget.runner.busy
+    assert len(predictor.encoded_ahead) == 3 and not widget.runner.busy
 
 
 def test_clicks_and_actions_wait_for_a_running_encode_ahead(make_widget, qtbot):

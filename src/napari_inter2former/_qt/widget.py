@@ -677,6 +677,9 @@ class Inter2FormerWidget(QWidget):
     # ----- actions -----
     def _on_flip_changed(self, _index: int) -> None:
         self.runner.predictor_settings["flip_ensemble"] = self.flip_combo.currentData()
+        if self.flip_combo.currentData() is not None:  # the turned views are not encoded yet
+            self._encoded_ahead.clear()
+            self._encode_timer.start()
 
     def _on_zoom_toggled(self, checked: bool) -> None:
         from ..predictor import ZoomIn
