@@ -311,6 +311,27 @@ def test_model_load_failure_is_a_notification(make_napari_viewer, qtbot, notes):
     assert not widget.labels.data.any()
 
 
+def test_a_model_load_failure_while_encoding_ahead_is_notified_once(
+    make_napari_viewer, qtbot, notes
+):
+    from napari_inter2former._qt.widget import Inter2FormerWidget
+
+    calls = []
+
+    def broken():
+        calls.append(1)
+        raise FileNotFoundError("inter2former_decoder.safetensors is missing")
+
+    viewer = make_napari_viewer()
+    viewer.add_image(discs_image()[0], name="img")
+    widget = Inter2FormerWidget(viewer, predictor_factory=broken)
+    qtbot.waitUntil(lambda: any(k == "show_error" for k, _ in notes), timeout=5000)
+    qtbot.wait(3 * widget_module.ENCODE_AHEAD_DELAY_MS)
+    wait_idle(qtbot, widget)
+    assert len(calls) == 1 and [k for k, _ in notes].count("show_error") == 1
+    assert "could not be loaded" in notes[-1][1]
+
+
 def test_keys_are_bound_on_our_layers_only(make_widget, qtbot):
     image, _, _ = discs_image()
     viewer, widget = make_widget(image)
