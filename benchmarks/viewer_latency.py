@@ -79,7 +79,7 @@ def main() -> None:
         return int(np.median(rows)), int(np.median(cols))
 
     if args.three_d:
-        run_3d(viewer, widget, truth, wait, look, args)
+        run_3d(viewer, widget, truth, wait, app, look, args)
         return
 
     look(0)
@@ -122,7 +122,7 @@ def _finish(viewer, app, screenshot: str | None) -> None:
     viewer.close()
 
 
-def run_3d(viewer, widget, truth, wait, look, args) -> None:
+def run_3d(viewer, widget, truth, wait, app, look, args) -> None:
     """Click one nucleus on its largest plane, propagate, and compare with the ground truth."""
     label = int(np.argmax(np.bincount(truth.ravel())[1:])) + 1  # the largest nucleus
     obj = truth == label
@@ -149,9 +149,7 @@ def run_3d(viewer, widget, truth, wait, look, args) -> None:
     for z in spanned:
         inter, union = (got[z] & obj[z]).sum(), (got[z] | obj[z]).sum()
         print(f"  plane {z:2d}: truth {obj[z].sum():4d} px, labels {got[z].sum():4d} px, IoU {inter / union:.2f}")
-    from qtpy.QtWidgets import QApplication
-
-    _finish(viewer, QApplication.instance(), args.screenshot)
+    _finish(viewer, app, args.screenshot)
 
 
 if __name__ == "__main__":

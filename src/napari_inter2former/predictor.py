@@ -439,6 +439,7 @@ def _blobs_joined_to(
     ``open_sides`` (top, bottom, left, right): where the region goes on beyond its box.
     """
     from scipy import ndimage as ndi
+    from scipy.sparse.csgraph import connected_components
     from skimage.morphology import h_maxima
     from skimage.segmentation import watershed
 
@@ -458,19 +459,12 @@ def _blobs_joined_to(
         touch = (blobs[a] > 0) & (blobs[b] > 0) & (blobs[a] != blobs[b])
         i, j = blobs[a][touch], blobs[b][touch]
         np.maximum.at(neck, (np.minimum(i, j), np.maximum(i, j)), np.minimum(depth[a], depth[b])[touch])
-    neck = np.maximum(neck, neck.T)
-    joined = neck >= ratio * np.minimum.outer(blob_depth, blob_depth)
-    joined &= neck > 0
-    keep = {int(blobs[seed])}
-    frontier = list(keep)
-    while frontier:
-        for other in np.flatnonzero(joined[frontier.pop()]).tolist():
-            if other not in keep:
-                keep.add(other)
-                frontier.append(other)
-    if len(keep) == n:
+    joined = (neck > 0) & (neck >= ratio * np.minimum.outer(blob_depth, blob_depth))
+    _, group = connected_components(joined[1:, 1:], directed=False)
+    keep = group == group[blobs[seed] - 1]
+    if keep.all():
         return None
-    return np.isin(blobs, list(keep))
+    return np.isin(blobs, np.flatnonzero(keep) + 1)
 
 
 def _depth(region: np.ndarray, open_sides) -> np.ndarray:
