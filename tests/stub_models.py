@@ -69,3 +69,26 @@ class DumbbellModel(ClickDiscModel):
         left, right = self.dumbbell(logits.shape[-1])
         logits[0, 0][torch.from_numpy(left | right)] = 10.0
         return logits
+
+
+class GrowingModel(ClickDiscModel):
+    """:class:`ClickDiscModel` whose foreground reaches ``grow`` grid pixels further, plus a blob.
+
+    Each decode grows what the reference map calls foreground by a square of half-width
+    ``grow`` (a mask fed back comes back larger) and calls an 8 x 8 block at the grid's
+    bottom-right corner foreground, away from any click. ``refs`` records the
+    reference maps it was given.
+    """
+
+    def __init__(self, image_size: int = 128, grow: int = 2):
+        super().__init__(image_size)
+        self.grow = grow
+        self.refs = []
+
+    def decode(self, features, ref, boundary_rule=None, dlu_rule="threshold"):
+        self.refs.append(ref.clone())
+        logits = super().decode(features, ref, boundary_rule, dlu_rule)
+        side = 2 * self.grow + 1
+        logits = torch.nn.functional.max_pool2d(logits, side, stride=1, padding=self.grow)
+        logits[..., -8:, -8:] = 10.0
+        return logits

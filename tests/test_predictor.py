@@ -90,6 +90,7 @@ def test_feature_cache_grows_to_fit_a_byte_budget():
 def _flip_predictor(model, **settings):
     from napari_inter2former.predictor import Predictor
 
+    settings.setdefault("redecode", None)  # one decode per view unless a test asks for more
     predictor = Predictor(model, refine_boundary=False, **settings)
     rng = np.random.default_rng(0)  # not symmetric: the turned view is its own cache entry
     predictor.set_image(rng.integers(0, 255, (96, 160), dtype=np.uint8))
@@ -192,3 +193,44 @@ def test_flip_ensemble_on_every_click():
     assert model.decode_calls == 6
     with pytest.raises(ValueError, match="flip_ensemble"):
         Predictor(model, flip_ensemble=True)
+
+
+def _square_side(mask) -> int:
+    rows = np.flatnonzero(mask.any(1))
+    return int(rows[-1] - rows[0] + 1)
+
+
+def test_redecode_feeds_the_first_mask_back_without_the_regions_away_from_the_click():
+    from stub_models import GrowingModel
+
+    from napari_inter2former.constants import POSSIBLY_FOREGROUND
+    from napari_inter2former.predictor import Predictor
+
+    once = _flip_predictor(GrowingModel(), flip_ensemble=None).add_click(48, 80)
+    model = GrowingModel()
+    predictor = _flip_predictor(model, flip_ensemble=None, redecode="first", redecode_rounds=2)
+    mask = predictor.add_click(48, 80)
+    assert model.decode_calls == 3
+    # each decode grows the square by 2 grid pixels a side (grid scale 128 / 160 = 0.8)
+    assert _square_side(mask) - _square_side(once) == pytest.approx(8 / 0.8, abs=2)
+    assert not mask[-10:, -10:].any()  # the unclicked corner block stays out
+    for ref in model.refs[1:]:  # ... of the masks fed back as well
+        assert not (ref[0, 0, -8:, -8:] == POSSIBLY_FOREGROUND).any()
+        assert (ref[0, 0] == POSSIBLY_FOREGROUND).any()
+    predictor.add_click(50, 84)
+    assert model.decode_calls == 4  # "first": the next click is decoded once
+    with pytest.raises(ValueError, match="redecode"):
+        Predictor(model, redecode="all")
+    with pytest.raises(ValueError, match="redecode_rounds"):
+        Predictor(model, redecode_rounds=-1)
+
+
+def test_redecode_every_click_with_the_flip_average():
+    from stub_models import GrowingModel
+
+    model = GrowingModel()
+    predictor = _flip_predictor(model, flip_ensemble="first", redecode="every")
+    predictor.add_click(48, 80)
+    assert model.decode_calls == 4  # two views, twice
+    predictor.add_click(50, 84)
+    assert model.decode_calls == 6  # one view, twice

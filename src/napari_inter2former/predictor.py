@@ -29,6 +29,7 @@ EDGE_SIGMA = 1.0  # image pixels: blur of the edge map the negative-click cut fo
 # their cost (docs/evaluation.md, session 16)
 ENSEMBLE_FLIPS = ((0, 1),)
 FLIP_ENSEMBLE_RULES = ("first", "every")
+REDECODE_RULES = ("first", "every")
 AUTO_SMOOTH_CNR = 4.0  # refine_boundary(smooth="auto") blurs below this contrast / pixel noise
 REFINE_LEVEL = 0.35  # the predictor's outline level: from surround (0) to interior (1) colour
 NECK_RATIO = 0.6  # split_at_necks: a neck thinner than this share of the shallower blob's depth splits
@@ -951,6 +952,17 @@ class Predictor(BasePredictor):
         False: it saves 0.2 clicks over the four generated and training sets, all on one
         set of dense nuclei, and costs clicks on natural images (``docs/evaluation.md``,
         session 17).
+    redecode : {'first', 'every'} or None
+        Decode a click again from the reference map updated by its own
+        prediction (the clicked regions of it), as the training's earlier rounds
+        feed a prediction back: ``'first'`` for the first click of an object
+        started without a prior mask, ``'every'`` for every click; None: once.
+        Default ``'first'``: 1.8 clicks fewer to 85 / 90 % over four generated and
+        training sets of nuclei, at one more decoder run per view on an object's
+        first click (``docs/evaluation.md``, session 18); ``'every'`` and two
+        rounds saved fewer.
+    redecode_rounds : int
+        How many times ``redecode`` decodes again. Default 1.
     """
 
     def __init__(
@@ -974,6 +986,8 @@ class Predictor(BasePredictor):
         refine_band: int = 1,
         flip_ensemble: str | None = "first",
         split_first_click: bool = False,
+        redecode: str | None = "first",
+        redecode_rounds: int = 1,
     ) -> None:
         super().__init__()
         import torch
@@ -1011,6 +1025,12 @@ class Predictor(BasePredictor):
             )
         self.flip_ensemble = flip_ensemble
         self.split_first_click = bool(split_first_click)
+        if redecode not in REDECODE_RULES + (None,):
+            raise ValueError(f"redecode must be one of {REDECODE_RULES} or None, got {redecode!r}")
+        if int(redecode_rounds) < 0:
+            raise ValueError(f"redecode_rounds must be at least 0, got {redecode_rounds!r}")
+        self.redecode = redecode
+        self.redecode_rounds = int(redecode_rounds)
         self._landscape = None
         self.cache = _FeatureCache(cache_size)
         # the turned views of the image and of one zoom crop: with zoom_in an object's first
@@ -1124,12 +1144,15 @@ class Predictor(BasePredictor):
 
         row, col = self._to_view_grid(click)
         ref = paint_clicks(self._ref.clone(), [(row, col, click.positive)])
-        logits = self._decode(self._features, ref)
         clicks = self._clicks if clicks is None else clicks
         first = self.last_logits is None and len(clicks) == 1
-        if self.flip_ensemble == "every" or (self.flip_ensemble == "first" and first):
-            logits = self._flip_ensemble_logits(logits, ref)
+        ensemble = self.flip_ensemble == "every" or (self.flip_ensemble == "first" and first)
         seeds = [self._to_view_grid(c) for c in clicks if c.positive and self._in_view(c)]
+        logits = self._decode_view(ref, ensemble)
+        if self.redecode == "every" or (self.redecode == "first" and first):
+            for _ in range(self.redecode_rounds):
+                shown = keep_regions_at(logits, seeds) if self.keep_clicked_regions else logits
+                logits = self._decode_view(update_by_prediction(ref, shown > 0), ensemble)
         if self.cut_at_negative_clicks:
             negative = [self._to_view_grid(c) for c in clicks if not c.positive and self._in_view(c)]
             if negative:
@@ -1149,6 +1172,11 @@ class Predictor(BasePredictor):
             (c.row - top, c.col - left, c.positive) for c in clicks if self._in_view(c)
         ] if self.refine_clicks else ()
         return self._logits_to_mask(logits, shrink=shrink, clicks=outline_clicks)
+
+    def _decode_view(self, ref, ensemble: bool):
+        """The current view's logits for ``ref``; with ``ensemble``, averaged with its turned view's."""
+        logits = self._decode(self._features, ref)
+        return self._flip_ensemble_logits(logits, ref) if ensemble else logits
 
     def _decode(self, features, ref):
         """The decoder's logits (1, 1, S, S) for ``features`` and the reference map ``ref``."""

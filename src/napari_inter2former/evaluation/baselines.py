@@ -46,6 +46,10 @@ DEFAULT_VARIANTS: dict[str, dict] = {
     "default-flip-every": {"flip_ensemble": "every"},
     "default-split": {"split_first_click": True},
     "default-no-split": {"split_first_click": False},
+    "default-redecode": {"redecode": "first"},
+    "default-redecode-2": {"redecode": "first", "redecode_rounds": 2},
+    "default-redecode-every": {"redecode": "every"},
+    "default-no-redecode": {"redecode": None},
 }
 MODEL_NAMES = (*DEFAULT_VARIANTS, "mobilesam", "random-walker", "fake")
 
