@@ -489,3 +489,17 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
         (None, False, False, None, False, None, False),
         (None, False, False, None, False, None, True),
     ]
+
+
+def test_a_job_ending_after_the_widget_is_deleted_calls_nothing_back(make_widget, qtbot):
+    volume, _ = ball_stack(n_planes=4)
+    predictor = EncodeAheadRecorder(delay=0.5)
+    viewer, widget = make_widget(volume, predictor=predictor)
+    qtbot.waitUntil(lambda: widget.runner.kind == "encode", timeout=5000)
+    runner = widget.runner
+    viewer.window.remove_dock_widget(widget)
+    widget.deleteLater()
+    qtbot.wait(50)  # deleted: its status label is gone while the encoder still runs
+    qtbot.waitUntil(lambda: not runner.busy, timeout=5000)
+    qtbot.wait(50)  # the finished worker's callbacks have run (a deleted label would raise)
+    assert runner.on_idle is None

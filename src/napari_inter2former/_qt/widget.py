@@ -99,6 +99,9 @@ class Inter2FormerWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.runner = ModelRunner(predictor_factory, on_idle=self._dispatch)
+        # a worker still running when the widget's Qt objects are deleted (the viewer
+        # closed) must not call back into them
+        self.destroyed.connect(self.runner.shut_down)
         self.annotation = Annotation()
         self.source: L.ImageSource | None = None
         self.points: Points | None = None

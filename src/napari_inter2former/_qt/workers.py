@@ -184,6 +184,11 @@ class ModelRunner:
             worker.quit()
         return True
 
+    def shut_down(self, *_args) -> None:
+        """Cancel the running job and call nobody back: the widget is gone."""
+        self.on_idle = None
+        self.cancel()
+
     def wait(self, timeout_ms: int = 10_000) -> None:
         """Block until a cancelled worker's thread is done (for closing and tests)."""
         from qtpy.QtCore import QThreadPool
