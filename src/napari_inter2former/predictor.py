@@ -957,10 +957,11 @@ class Predictor(BasePredictor):
         prediction (the clicked regions of it), as the training's earlier rounds
         feed a prediction back: ``'first'`` for the first click of an object
         started without a prior mask, ``'every'`` for every click; None: once.
-        Default ``'first'``: 1.8 clicks fewer to 85 / 90 % over four generated and
-        training sets of nuclei, at one more decoder run per view on an object's
-        first click (``docs/evaluation.md``, session 18); ``'every'`` and two
-        rounds saved fewer.
+        Default None: ``'first'`` saves 1.8 clicks to 85 / 90 % over four generated
+        and training sets of nuclei (most on one set of blobs) but makes more first
+        masks worse than better there and on DSB-2018, and costs clicks on
+        natural images (``docs/evaluation.md``, session 18); ``'every'`` and two
+        rounds saved fewer. Costs one more decoder run per view and click.
     redecode_rounds : int
         How many times ``redecode`` decodes again. Default 1.
     """
@@ -986,7 +987,7 @@ class Predictor(BasePredictor):
         refine_band: int = 1,
         flip_ensemble: str | None = "first",
         split_first_click: bool = False,
-        redecode: str | None = "first",
+        redecode: str | None = None,
         redecode_rounds: int = 1,
     ) -> None:
         super().__init__()

@@ -429,6 +429,7 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
         refine_boundary = True
         flip_ensemble = "first"
         split_first_click = False
+        redecode = None
         seen: list = []
 
         def _predict(self, click):
@@ -441,6 +442,7 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
                     self.refine_boundary,
                     self.flip_ensemble,
                     self.split_first_click,
+                    self.redecode,
                 )
             )
             return super()._predict(click)
@@ -457,6 +459,7 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
     assert widget.refine_check.isChecked() == defaults["refine_boundary"].default
     assert widget.flip_combo.currentData() == defaults["flip_ensemble"].default
     assert widget.split_check.isChecked() == defaults["split_first_click"].default
+    assert widget.redecode_check.isChecked() == (defaults["redecode"].default is not None)
     changes = [
         [],
         [(widget.zoom_check, True)],
@@ -468,6 +471,7 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
         [(widget.flip_combo, "every click")],
         [(widget.flip_combo, "off")],
         [(widget.split_check, True)],
+        [(widget.redecode_check, True)],
     ]
     for i, change in enumerate(changes):
         for box, checked in change:
@@ -478,16 +482,17 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
         widget.add_click_world([30 + i, 20 + i])
         wait_idle(qtbot, widget)
     assert predictor.seen == [
-        (None, True, True, None, True, "first", False),
-        (ZoomIn(), True, True, None, True, "first", False),
-        (None, False, True, None, True, "first", False),
-        (None, False, False, None, True, "first", False),
-        (None, False, False, "signed", True, "first", False),
-        (None, False, False, None, True, "first", False),
-        (None, False, False, None, False, "first", False),
-        (None, False, False, None, False, "every", False),
-        (None, False, False, None, False, None, False),
-        (None, False, False, None, False, None, True),
+        (None, True, True, None, True, "first", False, None),
+        (ZoomIn(), True, True, None, True, "first", False, None),
+        (None, False, True, None, True, "first", False, None),
+        (None, False, False, None, True, "first", False, None),
+        (None, False, False, "signed", True, "first", False, None),
+        (None, False, False, None, True, "first", False, None),
+        (None, False, False, None, False, "first", False, None),
+        (None, False, False, None, False, "every", False, None),
+        (None, False, False, None, False, None, False, None),
+        (None, False, False, None, False, None, True, None),
+        (None, False, False, None, False, None, True, "first"),
     ]
 
 

@@ -163,6 +163,14 @@ class Inter2FormerWidget(QWidget):
             "split_first_click",
             checked=False,
         )
+        self.redecode_check = self._predictor_check(
+            "Decode first click twice",
+            "An object's first click is decoded again from its own first mask: often better "
+            "on blobs and after a few clicks, sometimes worse on the first mask of nuclei",
+            "redecode",
+            values=("first", None),
+            checked=False,
+        )
         self.refine_check = self._predictor_check(
             "Snap outline to edges",
             "Grow the mask's outline by up to a pixel to where the intensity is a third of "
@@ -212,6 +220,7 @@ class Inter2FormerWidget(QWidget):
         form.addRow("", self.regions_check)
         form.addRow("", self.cut_check)
         form.addRow("", self.split_check)
+        form.addRow("", self.redecode_check)
         form.addRow("", self.refine_check)
         form.addRow("Flip average", self.flip_combo)
         form.addRow("", self.merge_check)

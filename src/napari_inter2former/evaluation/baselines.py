@@ -162,7 +162,10 @@ def load_predictor(spec: str, *, threads: int | None = 2) -> BasePredictor:
         click of an object averaged over the image's flips, the default, / one view
         / every click averaged: ``flip_ensemble``), ``default-split`` /
         ``default-no-split`` (the first mask split at narrow necks / not, the default:
-        ``split_first_click``), ``mobilesam``,
+        ``split_first_click``), ``default-redecode`` / ``default-redecode-2`` /
+        ``default-redecode-every`` / ``default-no-redecode`` (an object's first click
+        decoded again from its own mask, once / twice, every click so, or not, the
+        default: ``redecode``, ``redecode_rounds``), ``mobilesam``,
         ``random-walker``, ``fake`` (:class:`~napari_inter2former.testing.FakePredictor`),
         several variants joined by ``+`` (their settings together, e.g.
         ``default-refine-clicks+default-refine-grow-only``),
