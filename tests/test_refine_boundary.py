@@ -281,3 +281,31 @@ def test_in_a_zoom_crop_the_outline_step_gets_the_clicks_in_crop_pixels(monkeypa
     shape, clicks = seen[-1]
     assert shape[:2] == (box[1] - box[0], box[3] - box[2])
     assert clicks == [(300 - top, 310 - left, True), (304 - top, 312 - left, False)]
+
+
+def test_the_outline_may_shrink_after_the_first_click_only():
+    """The stub predicts click discs (radius 5) around nuclei of radius 4."""
+    from napari_inter2former.predictor import Predictor
+    from stub_models import ClickDiscModel
+
+    truth = _disc(4, shape=(128, 128), centre=(60, 70)) | _disc(4, shape=(128, 128), centre=(60, 100))
+    image = ndi.gaussian_filter(np.where(truth, 220.0, 30.0), 0.7).astype(np.uint8)
+    masks = {}
+    for shrink in (False, "first", True):
+        predictor = _stub_predictor(image, refine_shrink=shrink)
+        first = predictor.add_click(60, 70)
+        masks[shrink] = first, predictor.add_click(60, 100)
+    near = np.zeros(truth.shape, bool)
+    near[:, :85] = True
+    # the first mask shrinks to the nucleus with "first" as with True
+    assert np.array_equal(masks["first"][0], masks[True][0])
+    assert _iou(masks["first"][0], truth & near) > _iou(masks[False][0], truth & near) + 0.1
+    # the second click's disc only grows with "first", as with False
+    second = ~near
+    assert np.array_equal(masks["first"][1] & second, masks[False][1] & second)
+    assert (masks[True][1] & second).sum() < (masks[False][1] & second).sum()
+    predictor = _stub_predictor(image, refine_shrink="first")
+    predictor.set_prior_mask(masks[False][0])  # an object started from a prior mask: no shrink
+    assert np.array_equal(predictor.add_click(60, 70), masks[False][0])
+    with pytest.raises(ValueError, match="refine_shrink"):
+        Predictor(ClickDiscModel(), refine_shrink="always")

@@ -910,9 +910,11 @@ class Predictor(BasePredictor):
         least as near the surround's colour as its own (``refine_clicks``); the
         shrink at the outline level cost clicks on the blobs of the training
         images (``docs/evaluation.md``, sessions 11-12).
-    refine_shrink : bool
-        After every click the outline step may also take the band's pixels out
-        of the mask, so the outline moves both ways. Default False; propagation
+    refine_shrink : bool or 'first'
+        After every click (True), or only after the first click of an object
+        started without a prior mask (``'first'``), the outline step may also take
+        the band's pixels out of the mask, so the outline moves both ways. Default
+        False; propagation
         through a volume turns it on for the planes it segments from the previous
         plane's mask (:mod:`napari_inter2former.volume`), where the object's
         outline moves inwards as well as outwards from plane to plane.
@@ -981,7 +983,7 @@ class Predictor(BasePredictor):
         refine_boundary: bool = True,
         refine_smooth: float | str = "auto",
         refine_shrink_at_negative: bool = False,
-        refine_shrink: bool = False,
+        refine_shrink: bool | str = False,
         refine_clicks: bool = True,
         refine_level: float = REFINE_LEVEL,
         refine_band: int = 1,
@@ -1012,7 +1014,9 @@ class Predictor(BasePredictor):
             raise ValueError(f"refine_smooth must be a number or 'auto', got {refine_smooth!r}")
         self.refine_smooth = refine_smooth
         self.refine_shrink_at_negative = bool(refine_shrink_at_negative)
-        self.refine_shrink = bool(refine_shrink)
+        if isinstance(refine_shrink, str) and refine_shrink != "first":
+            raise ValueError(f"refine_shrink must be True, False or 'first', got {refine_shrink!r}")
+        self.refine_shrink = refine_shrink if refine_shrink == "first" else bool(refine_shrink)
         self.refine_clicks = bool(refine_clicks)
         if not 0.0 < refine_level < 1.0:
             raise ValueError(f"refine_level must lie between 0 and 1, got {refine_level!r}")
@@ -1167,7 +1171,11 @@ class Predictor(BasePredictor):
             logits = merge_at_click(logits, self.last_logits, (row, col), grow_anywhere=grow)
         self._ref = update_by_prediction(ref, logits > 0)
         self.last_logits = logits
-        shrink = self.refine_shrink or (self.refine_shrink_at_negative and not click.positive)
+        shrink = (
+            self.refine_shrink is True
+            or (self.refine_shrink == "first" and first)
+            or (self.refine_shrink_at_negative and not click.positive)
+        )
         top, left = self._view_origin()
         outline_clicks = [
             (c.row - top, c.col - left, c.positive) for c in clicks if self._in_view(c)

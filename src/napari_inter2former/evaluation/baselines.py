@@ -40,6 +40,8 @@ DEFAULT_VARIANTS: dict[str, dict] = {
     "default-refine-no-clicks": {"refine_clicks": False},
     "default-refine-shrink-neg": {"refine_shrink_at_negative": True},
     "default-refine-shrink": {"refine_shrink": True},
+    "default-refine-shrink-first": {"refine_shrink": "first"},
+    "default-refine-grow": {"refine_shrink": False},
     "default-refine-half-way": {"refine_level": 0.5},
     "default-flip": {"flip_ensemble": "first"},
     "default-no-flip": {"flip_ensemble": None},
@@ -152,7 +154,9 @@ def load_predictor(spec: str, *, threads: int | None = 2) -> BasePredictor:
         ``default-refine-shrink-neg`` (the outline step shrinking the mask only where a
         negative click on the band says so, the default, / after every negative click:
         ``refine_shrink_at_negative``), ``default-refine-shrink`` (after every
-        click: ``refine_shrink``), ``default-refine-clicks`` /
+        click: ``refine_shrink``), ``default-refine-shrink-first`` /
+        ``default-refine-grow`` (after an object's first click only / never:
+        ``refine_shrink="first"`` / ``False``), ``default-refine-clicks`` /
         ``default-refine-no-clicks`` (the outline step learning the outline's colour
         from the clicks on it, the default, / not: ``refine_clicks``),
         ``default-refine-half-way`` (the outline at half-way colour instead of 0.35 of
