@@ -90,6 +90,7 @@ def test_feature_cache_grows_to_fit_a_byte_budget():
 def _flip_predictor(model, **settings):
     from napari_inter2former.predictor import Predictor
 
+    settings.setdefault("redecode", None)  # one decode per view unless a test asks for more
     predictor = Predictor(model, refine_boundary=False, **settings)
     rng = np.random.default_rng(0)  # not symmetric: the turned view is its own cache entry
     predictor.set_image(rng.integers(0, 255, (96, 160), dtype=np.uint8))

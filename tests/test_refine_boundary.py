@@ -220,7 +220,7 @@ def test_after_a_negative_click_the_outline_may_also_shrink():
     image = ndi.gaussian_filter(np.where(truth, 220.0, 30.0), 0.7).astype(np.uint8)
     masks = {}
     for shrink in (False, True):
-        predictor = _stub_predictor(image, refine_shrink_at_negative=shrink)
+        predictor = _stub_predictor(image, refine_shrink=False, refine_shrink_at_negative=shrink)
         first = predictor.add_click(60, 70)
         masks[shrink] = predictor.add_click(20, 20, positive=False)
         if not shrink:  # growing only: the negative click far away changes nothing

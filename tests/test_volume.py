@@ -255,10 +255,10 @@ def test_propagated_outlines_follow_a_tapering_nucleus(monkeypatch):
     areas = {}
     for shrink in (False, True):
         monkeypatch.setitem(volume_module.PROPAGATION_OUTLINE, "refine_shrink", shrink)
-        predictor = Predictor(ClickDiscModel())
+        predictor = Predictor(ClickDiscModel(), refine_shrink=False)
         steps, _ = run(propagate(predictor, volume, 0, truth[0], direction=+1))
         areas[shrink] = {plane: int(mask.sum()) for plane, mask in steps}
-        assert predictor.refine_shrink is False
+        assert predictor.refine_shrink is False  # restored after propagation
     # growing only, the stub's copy of the previous mask never shrinks
     assert min(areas[False].values()) >= truth[0].sum()
     # both ways, each outline moves to its own plane's

@@ -914,7 +914,10 @@ class Predictor(BasePredictor):
         After every click (True), or only after the first click of an object
         started without a prior mask (``'first'``), the outline step may also take
         the band's pixels out of the mask, so the outline moves both ways. Default
-        False; propagation
+        ``'first'``: the first mask, decoded twice (``redecode``), fits the object's
+        outline both ways, later clicks only grow it (shrinking after every click
+        costs clicks on the training blobs, ``docs/evaluation.md``, session 18);
+        propagation
         through a volume turns it on for the planes it segments from the previous
         plane's mask (:mod:`napari_inter2former.volume`), where the object's
         outline moves inwards as well as outwards from plane to plane.
@@ -959,11 +962,11 @@ class Predictor(BasePredictor):
         prediction (the clicked regions of it), as the training's earlier rounds
         feed a prediction back: ``'first'`` for the first click of an object
         started without a prior mask, ``'every'`` for every click; None: once.
-        Default None: ``'first'`` saves 1.8 clicks to 85 / 90 % over four generated
-        and training sets of nuclei (most on one set of blobs) but makes more first
-        masks worse than better there and on DSB-2018, and costs clicks on
-        natural images (``docs/evaluation.md``, session 18); ``'every'`` and two
-        rounds saved fewer. Costs one more decoder run per view and click.
+        Default ``'first'``: with ``refine_shrink='first'`` 2.2 clicks fewer to 85 /
+        90 % over four generated and training sets of nuclei and better first
+        masks (``docs/evaluation.md``, session 18); alone it grows first masks
+        that are already a little large on nuclei. ``'every'`` and two rounds saved
+        fewer. Costs one more decoder run per view and click it applies to.
     redecode_rounds : int
         How many times ``redecode`` decodes again. Default 1.
     """
@@ -983,13 +986,13 @@ class Predictor(BasePredictor):
         refine_boundary: bool = True,
         refine_smooth: float | str = "auto",
         refine_shrink_at_negative: bool = False,
-        refine_shrink: bool | str = False,
+        refine_shrink: bool | str = "first",
         refine_clicks: bool = True,
         refine_level: float = REFINE_LEVEL,
         refine_band: int = 1,
         flip_ensemble: str | None = "first",
         split_first_click: bool = False,
-        redecode: str | None = None,
+        redecode: str | None = "first",
         redecode_rounds: int = 1,
     ) -> None:
         super().__init__()

@@ -429,7 +429,7 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
         refine_boundary = True
         flip_ensemble = "first"
         split_first_click = False
-        redecode = None
+        redecode = "first"
         seen: list = []
 
         def _predict(self, click):
@@ -471,7 +471,7 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
         [(widget.flip_combo, "every click")],
         [(widget.flip_combo, "off")],
         [(widget.split_check, True)],
-        [(widget.redecode_check, True)],
+        [(widget.redecode_check, False)],
     ]
     for i, change in enumerate(changes):
         for box, checked in change:
@@ -482,17 +482,17 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
         widget.add_click_world([30 + i, 20 + i])
         wait_idle(qtbot, widget)
     assert predictor.seen == [
-        (None, True, True, None, True, "first", False, None),
-        (ZoomIn(), True, True, None, True, "first", False, None),
-        (None, False, True, None, True, "first", False, None),
-        (None, False, False, None, True, "first", False, None),
-        (None, False, False, "signed", True, "first", False, None),
-        (None, False, False, None, True, "first", False, None),
-        (None, False, False, None, False, "first", False, None),
-        (None, False, False, None, False, "every", False, None),
-        (None, False, False, None, False, None, False, None),
-        (None, False, False, None, False, None, True, None),
+        (None, True, True, None, True, "first", False, "first"),
+        (ZoomIn(), True, True, None, True, "first", False, "first"),
+        (None, False, True, None, True, "first", False, "first"),
+        (None, False, False, None, True, "first", False, "first"),
+        (None, False, False, "signed", True, "first", False, "first"),
+        (None, False, False, None, True, "first", False, "first"),
+        (None, False, False, None, False, "first", False, "first"),
+        (None, False, False, None, False, "every", False, "first"),
+        (None, False, False, None, False, None, False, "first"),
         (None, False, False, None, False, None, True, "first"),
+        (None, False, False, None, False, None, True, None),
     ]
 
 

@@ -275,4 +275,5 @@ def test_predictor_passes_its_dlu_rule_to_the_decoder(tiny, monkeypatch):
     predictor = Predictor(tiny, dlu_rule="clicked")
     predictor.set_image(np.random.RandomState(1).randint(0, 256, (90, 120)).astype(np.uint8))
     assert predictor.add_click(40, 60).shape == (90, 120)
-    assert seen == ["clicked"] * 2  # the first click: the image and its 180-degree turn
+    # the first click: the image and its 180-degree turn, decoded twice
+    assert seen == ["clicked"] * 4

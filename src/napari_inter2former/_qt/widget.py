@@ -165,11 +165,11 @@ class Inter2FormerWidget(QWidget):
         )
         self.redecode_check = self._predictor_check(
             "Decode first click twice",
-            "An object's first click is decoded again from its own first mask: often better "
-            "on blobs and after a few clicks, sometimes worse on the first mask of nuclei",
+            "An object's first click is decoded again from its own first mask, whose outline "
+            "may then also shrink to the object's edge: better first masks, fewer clicks",
             "redecode",
             values=("first", None),
-            checked=False,
+            checked=True,
         )
         self.refine_check = self._predictor_check(
             "Snap outline to edges",
