@@ -460,6 +460,7 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
     assert widget.flip_combo.currentData() == defaults["flip_ensemble"].default
     assert widget.split_check.isChecked() == defaults["split_first_click"].default
     assert widget.redecode_check.isChecked() == (defaults["redecode"].default is not None)
+    assert defaults["refine_shrink"].default == "first"  # the box switches both
     changes = [
         [],
         [(widget.zoom_check, True)],
@@ -481,6 +482,7 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
                 box.setChecked(checked)
         widget.add_click_world([30 + i, 20 + i])
         wait_idle(qtbot, widget)
+    assert widget.runner.predictor_settings["refine_shrink"] is False
     assert predictor.seen == [
         (None, True, True, None, True, "first", False, "first"),
         (ZoomIn(), True, True, None, True, "first", False, "first"),

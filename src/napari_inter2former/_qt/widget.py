@@ -171,6 +171,10 @@ class Inter2FormerWidget(QWidget):
             values=("first", None),
             checked=True,
         )
+        # the two go together (docs/evaluation.md, session 18): off is the session-16 first click
+        self.redecode_check.toggled.connect(
+            lambda on: self.runner.predictor_settings.update(refine_shrink="first" if on else False)
+        )
         self.refine_check = self._predictor_check(
             "Snap outline to edges",
             "Grow the mask's outline by up to a pixel to where the intensity is a third of "
