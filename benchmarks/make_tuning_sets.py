@@ -2,7 +2,7 @@
 
     python benchmarks/make_tuning_sets.py /tmp/tune
 
-Five sets in the evaluation tool's layout (``NAME/images``, ``NAME/masks``):
+Six sets in the evaluation tool's layout (``NAME/images``, ``NAME/masks``):
 
 - ``nucs``: 8 generated images of small nuclei, ``synthetic_image(41000 + i,
   size_range=(256, 256), diameter_range=(30, 70), kind="nuclei")``
@@ -10,6 +10,9 @@ Five sets in the evaluation tool's layout (``NAME/images``, ``NAME/masks``):
 - ``nuc256``: 6 generated images of dense nuclei, ``synthetic_image(40000 + i,
   size_range=(256, 256), diameter_range=(60, 140), kind="nuclei")``
   (``--max-objects 5``);
+- ``nucbig``: 2 large generated images of small nuclei, ``synthetic_image(52000 + i,
+  size_range=(2048, 2048), diameter_range=(12, 20), kind="nuclei")`` (25-55 px per
+  nucleus at the image's resolution; ``--max-objects 8``): the tiles of large images;
 - ``nuc1135``: the training volume ``train/plantseg/nuclei_1135`` (2-D: each nucleus on
   its largest plane; ``--max-objects 20``);
 - ``coco25``: every 33rd image of ``train/coco_mval`` (25 natural images, one object each);
@@ -32,15 +35,18 @@ from napari_inter2former.training.synthetic import synthetic_image
 GENERATED = {
     "nucs": dict(seed=41000, count=8, diameter_range=(30, 70)),
     "nuc256": dict(seed=40000, count=6, diameter_range=(60, 140)),
+    "nucbig": dict(seed=52000, count=2, diameter_range=(12, 20), size=2048),
 }
 
 
-def write_generated(out: Path, name: str, seed: int, count: int, diameter_range) -> None:
+def write_generated(
+    out: Path, name: str, seed: int, count: int, diameter_range, size: int = 256
+) -> None:
     for sub in ("images", "masks"):
         (out / name / sub).mkdir(parents=True, exist_ok=True)
     for i in range(count):
         sample = synthetic_image(
-            seed + i, size_range=(256, 256), diameter_range=diameter_range, kind="nuclei"
+            seed + i, size_range=(size, size), diameter_range=diameter_range, kind="nuclei"
         )
         stem = f"{name}_{i:02d}.tif"
         tifffile.imwrite(out / name / "images" / stem, sample.image)

@@ -225,6 +225,31 @@ def test_redecode_feeds_the_first_mask_back_without_the_regions_away_from_the_cl
         Predictor(model, redecode_rounds=-1)
 
 
+@pytest.mark.parametrize(
+    "flip_passes, turned_calls",
+    [("all", (1, 3, 5)), ("first", (1,)), ("last", (3,))],
+)
+def test_flip_passes_picks_the_decodes_averaged_with_the_turned_view(flip_passes, turned_calls):
+    from stub_models import GrowingModel
+
+    from napari_inter2former.constants import DEFINITELY_FOREGROUND
+    from napari_inter2former.predictor import Predictor
+
+    model = GrowingModel()
+    predictor = _flip_predictor(
+        model, flip_ensemble="first", redecode="first", redecode_rounds=2, flip_passes=flip_passes
+    )
+    predictor.add_click(20, 30)  # grid (16, 24); turned: near (60, 103)
+    assert model.decode_calls == 3 + len(turned_calls)
+    turned = [
+        i for i, ref in enumerate(model.refs)
+        if (ref[0, 0, 55:66, 98:109] == DEFINITELY_FOREGROUND).any()
+    ]
+    assert turned == list(turned_calls)
+    with pytest.raises(ValueError, match="flip_passes"):
+        Predictor(model, flip_passes="middle")
+
+
 def test_redecode_every_click_with_the_flip_average():
     from stub_models import GrowingModel
 

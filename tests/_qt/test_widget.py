@@ -418,7 +418,7 @@ def test_clicks_and_actions_wait_for_a_running_encode_ahead(make_widget, qtbot):
 def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget, qtbot):
     import inspect
 
-    from napari_inter2former.predictor import Predictor, ZoomIn
+    from napari_inter2former.predictor import Predictor, Tiles, ZoomIn
     from napari_inter2former.testing import FakePredictor
 
     class SettingsRecorder(FakePredictor):
@@ -430,6 +430,7 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
         flip_ensemble = "first"
         split_first_click = False
         redecode = "first"
+        tiles = Tiles()
         seen: list = []
 
         def _predict(self, click):
@@ -443,6 +444,7 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
                     self.flip_ensemble,
                     self.split_first_click,
                     self.redecode,
+                    self.tiles,
                 )
             )
             return super()._predict(click)
@@ -460,6 +462,7 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
     assert widget.flip_combo.currentData() == defaults["flip_ensemble"].default
     assert widget.split_check.isChecked() == defaults["split_first_click"].default
     assert widget.redecode_check.isChecked() == (defaults["redecode"].default is not None)
+    assert widget.tiles_check.isChecked() == (defaults["tiles"].default is not None)
     assert defaults["refine_shrink"].default == "first"  # the box switches both
     changes = [
         [],
@@ -473,6 +476,8 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
         [(widget.flip_combo, "off")],
         [(widget.split_check, True)],
         [(widget.redecode_check, False)],
+        [(widget.tiles_check, False)],
+        [(widget.tiles_check, True)],
     ]
     for i, change in enumerate(changes):
         for box, checked in change:
@@ -484,17 +489,19 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
         wait_idle(qtbot, widget)
     assert widget.runner.predictor_settings["refine_shrink"] is False
     assert predictor.seen == [
-        (None, True, True, None, True, "first", False, "first"),
-        (ZoomIn(), True, True, None, True, "first", False, "first"),
-        (None, False, True, None, True, "first", False, "first"),
-        (None, False, False, None, True, "first", False, "first"),
-        (None, False, False, "signed", True, "first", False, "first"),
-        (None, False, False, None, True, "first", False, "first"),
-        (None, False, False, None, False, "first", False, "first"),
-        (None, False, False, None, False, "every", False, "first"),
-        (None, False, False, None, False, None, False, "first"),
-        (None, False, False, None, False, None, True, "first"),
-        (None, False, False, None, False, None, True, None),
+        (None, True, True, None, True, "first", False, "first", Tiles()),
+        (ZoomIn(), True, True, None, True, "first", False, "first", Tiles()),
+        (None, False, True, None, True, "first", False, "first", Tiles()),
+        (None, False, False, None, True, "first", False, "first", Tiles()),
+        (None, False, False, "signed", True, "first", False, "first", Tiles()),
+        (None, False, False, None, True, "first", False, "first", Tiles()),
+        (None, False, False, None, False, "first", False, "first", Tiles()),
+        (None, False, False, None, False, "every", False, "first", Tiles()),
+        (None, False, False, None, False, None, False, "first", Tiles()),
+        (None, False, False, None, False, None, True, "first", Tiles()),
+        (None, False, False, None, False, None, True, None, Tiles()),
+        (None, False, False, None, False, None, True, None, None),
+        (None, False, False, None, False, None, True, None, Tiles()),
     ]
 
 

@@ -183,6 +183,16 @@ class Inter2FormerWidget(QWidget):
             "filled by Propagate the outline sits half-way and may move inwards too",
             "refine_boundary",
         )
+        from ..predictor import Tiles
+
+        self.tiles_check = self._predictor_check(
+            "Full resolution on large images",
+            "On an image larger than 1024 px, segment each object at the image's resolution "
+            "in a 1024-px tile around it (small nuclei come out far better); the first click "
+            "in each new tile waits for the encoder",
+            "tiles",
+            values=(Tiles(), None),
+        )
         self.flip_combo = QComboBox()
         for text, value in FLIP_CHOICES:
             self.flip_combo.addItem(text, value)
@@ -221,6 +231,7 @@ class Inter2FormerWidget(QWidget):
         form.addRow("Labels", self.labels_combo)
         form.addRow("", self.overwrite_check)
         form.addRow("", self.zoom_check)
+        form.addRow("", self.tiles_check)
         form.addRow("", self.regions_check)
         form.addRow("", self.cut_check)
         form.addRow("", self.split_check)

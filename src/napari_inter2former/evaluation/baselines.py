@@ -52,6 +52,9 @@ DEFAULT_VARIANTS: dict[str, dict] = {
     "default-redecode-2": {"redecode": "first", "redecode_rounds": 2},
     "default-redecode-every": {"redecode": "every"},
     "default-no-redecode": {"redecode": None},
+    "default-flip-first-pass": {"flip_passes": "first"},
+    "default-flip-last-pass": {"flip_passes": "last"},
+    "default-no-tiles": {"tiles": None},
 }
 MODEL_NAMES = (*DEFAULT_VARIANTS, "mobilesam", "random-walker", "fake")
 
@@ -169,7 +172,11 @@ def load_predictor(spec: str, *, threads: int | None = 2) -> BasePredictor:
         ``split_first_click``), ``default-redecode`` / ``default-redecode-2`` /
         ``default-redecode-every`` / ``default-no-redecode`` (an object's first click
         decoded again from its own mask, once / twice, every click so, or not, the
-        default: ``redecode``, ``redecode_rounds``), ``mobilesam``,
+        default: ``redecode``, ``redecode_rounds``), ``default-flip-first-pass`` /
+        ``default-flip-last-pass`` (the turned view averaged into only the first /
+        the last of the first click's decodes: ``flip_passes``), ``default-no-tiles``
+        (objects of images larger than the network input segmented on the whole
+        image, resized: ``tiles=None``), ``mobilesam``,
         ``random-walker``, ``fake`` (:class:`~napari_inter2former.testing.FakePredictor`),
         several variants joined by ``+`` (their settings together, e.g.
         ``default-refine-clicks+default-refine-grow-only``),

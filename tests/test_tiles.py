@@ -1,0 +1,101 @@
+"""Tiles: objects of images larger than the network input segmented at the image's resolution.
+
+The stub model's network input is 128 px: a 300 x 200 image is "large". Its logits
+are positive exactly on positive click discs (radius 5 grid px), so the disc's size
+in image pixels tells the scale the predictor worked at.
+"""
+
+import numpy as np
+import pytest
+from stub_models import ClickDiscModel
+
+from napari_inter2former.predictor import Click, Predictor, Tiles
+
+SHAPE = (300, 200)
+TILES = Tiles(side=128, margin=8)  # stride 64: rows start at 0, 64, 128, 172; columns 0, 64, 72
+
+
+def make(tiles=TILES):
+    model = ClickDiscModel()
+    predictor = Predictor(model, tiles=tiles, flip_ensemble=None, refine_boundary=False)
+    predictor.set_image(np.zeros(SHAPE, dtype=np.uint8))
+    return predictor, model
+
+
+def test_tile_starts_cover_the_axis():
+    assert TILES.starts(300) == [0, 64, 128, 172]
+    assert TILES.starts(128) == [0]
+    assert TILES.starts(90) == [0]
+    assert Tiles(side=128, stride=128).starts(300) == [0, 128, 172]
+
+
+def test_window_is_the_tile_whose_inner_borders_lie_furthest():
+    assert TILES.window(None, [Click(150, 100)], SHAPE) == (64, 192, 64, 192)
+    assert TILES.window(None, [Click(5, 195)], SHAPE) == (0, 128, 72, 200)  # image borders: no limit
+    assert TILES.window(None, [Click(50, 50)], (128, 100)) is None  # not larger than a tile
+    assert TILES.window(None, [], SHAPE) is None
+    # the current tile is kept while the object keeps the margin from its inner borders
+    assert TILES.window(None, [Click(150, 100)], SHAPE, current=(128, 256, 64, 192)) == (
+        128, 256, 64, 192,
+    )
+    assert TILES.window(None, [Click(131, 100)], SHAPE, current=(128, 256, 64, 192)) == (
+        64, 192, 64, 192,
+    )
+    tall = np.zeros(SHAPE, bool)
+    tall[10:290, 90:110] = True  # fits in no tile: the whole image
+    assert TILES.window(tall, [], SHAPE) is None
+    with pytest.raises(ValueError, match="margin"):
+        Tiles(side=128, margin=0)
+    with pytest.raises(ValueError, match="stride"):
+        Tiles(side=128, stride=200)
+
+
+def test_first_click_is_segmented_in_a_tile_at_the_image_resolution():
+    whole, _ = make(tiles=None)
+    mask = whole.add_click(150, 100)
+    assert whole.zoom_box is None
+    assert mask[150, 108]  # 5 grid px at 128 / 300: about 12 image px
+    predictor, model = make()
+    mask = predictor.add_click(150, 100)
+    assert predictor.zoom_box == (64, 192, 64, 192)
+    assert model.encoded_shapes[-1] == (128, 128)
+    assert mask.shape == SHAPE
+    assert mask[150, 104] and not mask[150, 108]  # 5 grid px = 5 image px
+    # the next object elsewhere: its own tile
+    predictor.reset()
+    predictor.add_click(10, 10)
+    assert predictor.zoom_box == (0, 128, 0, 128)
+
+
+def test_an_object_that_outgrows_every_tile_moves_to_the_whole_image_and_back_on_undo():
+    predictor, model = make()
+    first = predictor.add_click(150, 100)
+    mask = predictor.add_click(280, 180)  # rows 150-280 fit in no tile
+    assert predictor.zoom_box is None
+    assert mask[150, 100] and mask[280, 180]
+    n_encoded = len(model.encoded_shapes)
+    np.testing.assert_array_equal(predictor.undo_click(), first)
+    assert predictor.zoom_box == (64, 192, 64, 192)
+    predictor.add_click(152, 102)
+    assert len(model.encoded_shapes) == n_encoded  # the tile's features came from the cache
+
+
+def test_a_prior_mask_starts_in_its_tile():
+    predictor, _ = make()
+    prior = np.zeros(SHAPE, bool)
+    prior[200:220, 20:40] = True
+    predictor.set_prior_mask(prior)
+    assert predictor.zoom_box == (128, 256, 0, 128)
+    mask = predictor.add_click(210, 30)
+    assert mask[200:220, 20:40].all() and not mask[:150].any()
+
+
+def test_encode_ahead_of_a_large_image_leaves_the_turned_views_to_the_tiles():
+    model = ClickDiscModel()
+    predictor = Predictor(model, tiles=TILES, flip_ensemble="first", refine_boundary=False)
+    image = np.random.default_rng(0).integers(0, 255, SHAPE, dtype=np.uint8)
+    predictor.encode_ahead(image)
+    assert model.encoded_shapes == [SHAPE]  # the whole image, not its turn
+    predictor.set_image(image)
+    predictor.add_click(150, 100)
+    assert model.encoded_shapes == [SHAPE, (128, 128), (128, 128)]  # the tile and its turn
