@@ -99,3 +99,25 @@ def test_encode_ahead_of_a_large_image_leaves_the_turned_views_to_the_tiles():
     predictor.set_image(image)
     predictor.add_click(150, 100)
     assert model.encoded_shapes == [SHAPE, (128, 128), (128, 128)]  # the tile and its turn
+
+
+def test_a_new_object_is_taken_into_a_tile_already_encoded_where_it_fits():
+    tiles = Tiles(side=128, margin=8, reuse_margin=20)
+    # alone, a click at row 170 goes to the tile starting at row 128 (room 42 vs 22) ...
+    assert tiles.window(None, [Click(170, 100)], SHAPE) == (128, 256, 64, 192)
+    # ... but to the encoded tile of rows 64-192 where that holds it with 20 px to spare
+    assert tiles.window(None, [Click(170, 100)], SHAPE, encoded=[(64, 192, 64, 192)]) == (
+        64, 192, 64, 192,
+    )
+    assert tiles.window(None, [Click(180, 100)], SHAPE, encoded=[(64, 192, 64, 192)]) == (
+        128, 256, 64, 192,
+    )
+    predictor, model = make(tiles)
+    predictor.add_click(150, 100)
+    predictor.reset()
+    predictor.add_click(170, 100)
+    assert predictor.zoom_box == (64, 192, 64, 192)
+    assert model.encoded_shapes.count((128, 128)) == 1  # the first object's tile, reused
+    predictor.set_image(np.ones(SHAPE, dtype=np.uint8))  # another image: no tile encoded yet
+    predictor.add_click(170, 100)
+    assert predictor.zoom_box == (128, 256, 64, 192)
