@@ -121,3 +121,19 @@ def test_a_new_object_is_taken_into_a_tile_already_encoded_where_it_fits():
     predictor.set_image(np.ones(SHAPE, dtype=np.uint8))  # another image: no tile encoded yet
     predictor.add_click(170, 100)
     assert predictor.zoom_box == (128, 256, 64, 192)
+
+
+def test_propagation_through_large_planes_runs_in_tiles():
+    from napari_inter2former.volume import propagate
+
+    volume = np.full((3, *SHAPE), 20, dtype=np.uint8)
+    volume[:, 200:220, 20:40] = 200
+    start = volume[0] > 100
+    predictor, model = make()
+    planes = dict(propagate(predictor, volume, 0, start))
+    assert sorted(planes) == [1, 2]
+    for mask in planes.values():
+        assert mask.shape == SHAPE
+        assert mask[202:218, 22:38].all() and not mask[:150].any() and not mask[:, 60:].any()
+    assert predictor.zoom_box == (128, 256, 0, 128)
+    assert (128, 128) in model.encoded_shapes  # the planes' tiles
