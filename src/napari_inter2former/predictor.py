@@ -318,16 +318,10 @@ class ZoomIn:
         self, mask: np.ndarray | None, clicks: list[Click], shape: tuple[int, int]
     ) -> tuple[int, int, int, int] | None:
         """Crop (top, bottom, left, right) around ``mask`` and ``clicks``, or None for no zoom."""
-        rows = [int(c.row) for c in clicks]
-        cols = [int(c.col) for c in clicks]
-        if mask is not None and mask.any():
-            r = np.flatnonzero(mask.any(1))
-            c = np.flatnonzero(mask.any(0))
-            rows += [int(r[0]), int(r[-1])]
-            cols += [int(c[0]), int(c[-1])]
-        if not rows:
+        extent = _extent(mask, clicks)
+        if extent is None:
             return None
-        r0, r1, c0, c1 = min(rows), max(rows) + 1, min(cols), max(cols) + 1
+        r0, r1, c0, c1 = extent
         side = max(self.expansion * max(r1 - r0, c1 - c0), self.min_side)
         if side > self.max_fraction * max(shape):
             return None
@@ -402,18 +396,11 @@ class Tiles:
         with ``margin`` to spare. ``encoded``: tiles already encoded, taken first
         (the one with the most room) where they hold it with ``reuse_margin``.
         """
-        if max(shape) <= self.side:
+        box = _extent(mask, clicks)
+        if max(shape) <= self.side or box is None:
             return None
-        rows = [int(c.row) for c in clicks]
-        cols = [int(c.col) for c in clicks]
-        if mask is not None and mask.any():
-            r = np.flatnonzero(mask.any(1))
-            c = np.flatnonzero(mask.any(0))
-            rows += [int(r[0]), int(r[-1])]
-            cols += [int(c[0]), int(c[-1])]
-        if not rows:
-            return None
-        extent = ((min(rows), max(rows) + 1), (min(cols), max(cols) + 1))
+        extent = ((box[0], box[1]), (box[2], box[3]))
+
         def room(tile):
             spans = ((tile[0], tile[1]), (tile[2], tile[3]))
             return min(
@@ -434,6 +421,20 @@ class Tiles:
                 return None
             box += [start, start + span]
         return tuple(box)
+
+
+def _extent(mask: np.ndarray | None, clicks: Sequence[Click]) -> tuple[int, int, int, int] | None:
+    """Bounding box (top, bottom, left, right) of ``mask`` and ``clicks``; None if both are empty."""
+    rows = [int(c.row) for c in clicks]
+    cols = [int(c.col) for c in clicks]
+    if mask is not None and mask.any():
+        r = np.flatnonzero(mask.any(1))
+        c = np.flatnonzero(mask.any(0))
+        rows += [int(r[0]), int(r[-1])]
+        cols += [int(c[0]), int(c[-1])]
+    if not rows:
+        return None
+    return min(rows), max(rows) + 1, min(cols), max(cols) + 1
 
 
 def _room(lo: int, hi: int, start: int, stop: int, length: int) -> float:
