@@ -396,8 +396,10 @@ class Tiles:
         with ``margin`` to spare. ``encoded``: tiles already encoded, taken first
         (the one with the most room) where they hold it with ``reuse_margin``.
         """
+        if max(shape) <= self.side:
+            return None
         box = _extent(mask, clicks)
-        if max(shape) <= self.side or box is None:
+        if box is None:
             return None
         extent = ((box[0], box[1]), (box[2], box[3]))
 
@@ -413,14 +415,14 @@ class Tiles:
         reusable = [tile for tile in encoded if room(tile) >= self.reuse_margin]
         if reusable:
             return max(reusable, key=room)
-        box = []
+        tile = []
         for (lo, hi), length in zip(extent, shape):
             span = min(self.side, length)
             start = max(self.starts(length), key=lambda s: _room(lo, hi, s, s + span, length))
             if _room(lo, hi, start, start + span, length) < self.margin:
                 return None
-            box += [start, start + span]
-        return tuple(box)
+            tile += [start, start + span]
+        return tuple(tile)
 
 
 def _extent(mask: np.ndarray | None, clicks: Sequence[Click]) -> tuple[int, int, int, int] | None:
