@@ -12,7 +12,7 @@ from stub_models import ClickDiscModel
 from napari_inter2former.predictor import Click, Predictor, Tiles
 
 SHAPE = (300, 200)
-TILES = Tiles(side=128, margin=8)  # stride 64: rows start at 0, 64, 128, 172; columns 0, 64, 72
+TILES = Tiles(side=128, margin=8, reuse_margin=20)  # stride 64: rows start at 0, 64, 128, 172; columns 0, 64, 72
 
 
 def make(tiles=TILES):
@@ -26,7 +26,7 @@ def test_tile_starts_cover_the_axis():
     assert TILES.starts(300) == [0, 64, 128, 172]
     assert TILES.starts(128) == [0]
     assert TILES.starts(90) == [0]
-    assert Tiles(side=128, stride=128).starts(300) == [0, 128, 172]
+    assert Tiles(side=128, stride=128, reuse_margin=40).starts(300) == [0, 128, 172]
 
 
 def test_window_is_the_tile_whose_inner_borders_lie_furthest():
@@ -48,6 +48,8 @@ def test_window_is_the_tile_whose_inner_borders_lie_furthest():
         Tiles(side=128, margin=0)
     with pytest.raises(ValueError, match="stride"):
         Tiles(side=128, stride=200)
+    with pytest.raises(ValueError, match="reuse_margin"):
+        Tiles(side=128, margin=8)  # the default 128 px of room cannot fit in a 128-px tile
 
 
 def test_first_click_is_segmented_in_a_tile_at_the_image_resolution():
@@ -102,7 +104,7 @@ def test_encode_ahead_of_a_large_image_leaves_the_turned_views_to_the_tiles():
 
 
 def test_a_new_object_is_taken_into_a_tile_already_encoded_where_it_fits():
-    tiles = Tiles(side=128, margin=8, reuse_margin=20)
+    tiles = TILES
     # alone, a click at row 170 goes to the tile starting at row 128 (room 42 vs 22) ...
     assert tiles.window(None, [Click(170, 100)], SHAPE) == (128, 256, 64, 192)
     # ... but to the encoded tile of rows 64-192 where that holds it with 20 px to spare
@@ -137,3 +139,17 @@ def test_propagation_through_large_planes_runs_in_tiles():
         assert mask[202:218, 22:38].all() and not mask[:150].any() and not mask[:, 60:].any()
     assert predictor.zoom_box == (128, 256, 0, 128)
     assert (128, 128) in model.encoded_shapes  # the planes' tiles
+
+
+def test_encode_ahead_around_a_point_encodes_the_tile_a_first_click_there_takes():
+    model = ClickDiscModel()
+    predictor = Predictor(model, tiles=TILES, flip_ensemble="first", refine_boundary=False)
+    image = np.random.default_rng(0).integers(0, 255, SHAPE, dtype=np.uint8)
+    predictor.encode_ahead(image, around=(150, 100))
+    assert model.encoded_shapes == [SHAPE, (128, 128), (128, 128)]  # the image, a tile, its turn
+    predictor.set_image(image)
+    predictor.add_click(170, 90)  # near the point: the tile encoded ahead, nothing to encode
+    assert predictor.zoom_box == (64, 192, 64, 192)
+    assert len(model.encoded_shapes) == 3
+    predictor.encode_ahead(image, around=(160, 110))  # the same tile: nothing to do
+    assert len(model.encoded_shapes) == 3

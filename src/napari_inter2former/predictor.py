@@ -122,16 +122,20 @@ class BasePredictor:
         *,
         channel_axis: int | None = None,
         contrast_limits: tuple[float, float] | None = None,
+        around: tuple[float, float] | None = None,
     ) -> None:
         """Run ``image``'s per-image work into the cache, ahead of its first click.
 
         The current image, object and clicks stay as they are; a later
         :meth:`set_image` of the same image (same arguments) and its first click
-        then skip the work done here. The arguments are those of
-        :meth:`set_image`. Predictors without a feature cache do nothing.
+        then skip the work done here. ``channel_axis`` and ``contrast_limits``
+        are those of :meth:`set_image`; ``around`` (row, col): where the next
+        first click is expected (e.g. the middle of the view), for predictors
+        that segment large images in parts (:class:`Tiles`) to encode that part
+        too. Predictors without a feature cache do nothing.
         """
         rgb = to_rgb_uint8(image, channel_axis=channel_axis, contrast_limits=contrast_limits)
-        self._encode_ahead(rgb)
+        self._encode_ahead(rgb, around)
 
     def reset(self) -> None:
         """Forget the clicks, the mask and the prior mask; keep the image."""
@@ -199,7 +203,7 @@ class BasePredictor:
     def _predict(self, click: Click) -> np.ndarray:
         raise NotImplementedError
 
-    def _encode_ahead(self, rgb: np.ndarray) -> None:
+    def _encode_ahead(self, rgb: np.ndarray, around: tuple[float, float] | None = None) -> None:
         pass
 
     def _get_state(self) -> Any:
@@ -373,6 +377,10 @@ class Tiles:
             raise ValueError(f"stride must be in [1, side], got {self.stride}")
         if not 1 <= self.margin < self.side // 2:
             raise ValueError(f"margin must be in [1, side / 2), got {self.margin}")
+        if not self.margin <= self.reuse_margin < self.side // 2:
+            raise ValueError(
+                f"reuse_margin must be in [margin, side / 2), got {self.reuse_margin}"
+            )
 
     def starts(self, length: int) -> list[int]:
         """Start offsets of the tiles along an image axis of ``length`` pixels."""
@@ -1177,7 +1185,9 @@ class Predictor(BasePredictor):
         self._features = None
         self._geometry: InputGeometry | None = None
         self._box: tuple[int, int, int, int] | None = None
-        self._tiles_used: list[tuple[int, int, int, int]] = []  # of this image, oldest first
+        self._image_key: str | None = None
+        # image key -> its tiles encoded (through clicks or encode_ahead), oldest first
+        self._encoded_tiles: OrderedDict[str, list[tuple[int, int, int, int]]] = OrderedDict()
         self._ref = None
         self.last_logits = None
 
@@ -1197,11 +1207,11 @@ class Predictor(BasePredictor):
         """The crop (top, bottom, left, right) the current object is segmented in, or None."""
         return self._box
 
-    def _encode_rgb(self, rgb: np.ndarray, cache: _FeatureCache | None = None):
+    def _encode_rgb(self, rgb: np.ndarray, cache: _FeatureCache | None = None, key: str | None = None):
         import torch
 
         cache = self.cache if cache is None else cache
-        key = image_key(rgb, self.model_id)
+        key = image_key(rgb, self.model_id) if key is None else key
         features = cache.get(key)
         if features is None:
             with torch.inference_mode():
@@ -1211,15 +1221,41 @@ class Predictor(BasePredictor):
 
     def _encode(self, rgb: np.ndarray) -> None:
         self._rgb = rgb
-        self._image_features = self._encode_rgb(rgb)  # the view is set by _start (reset)
-        self._tiles_used = []
+        self._image_key = image_key(rgb, self.model_id)
+        self._image_features = self._encode_rgb(rgb, key=self._image_key)  # view: set by _start
 
-    def _encode_ahead(self, rgb: np.ndarray) -> None:
-        self._encode_rgb(rgb)
-        tiled = self.tiles is not None and max(rgb.shape[:2]) > self.tiles.side
-        if self.flip_ensemble is not None and not tiled:  # in tiles, first clicks are turned there
+    def _encode_ahead(self, rgb: np.ndarray, around: tuple[float, float] | None = None) -> None:
+        key = image_key(rgb, self.model_id)
+        self._encode_rgb(rgb, key=key)
+        shape = rgb.shape[:2]
+        if self.tiles is None or max(shape) <= self.tiles.side:
+            if self.flip_ensemble is not None:
+                for axes in ENSEMBLE_FLIPS:
+                    self._flipped_features(rgb, axes)
+            return
+        # large: first clicks are made (and turned) in tiles; encode the one a click at
+        # ``around`` would take
+        if around is None:
+            return
+        encoded = self._encoded_tiles.get(key, [])
+        tile = self.tiles.window(None, [Click(*around)], shape, encoded=encoded)
+        if tile is None:
+            return
+        top, bottom, left, right = tile
+        crop = np.ascontiguousarray(rgb[top:bottom, left:right])
+        self._encode_rgb(crop)
+        self._note_tile(key, tile)
+        if self.flip_ensemble is not None:
             for axes in ENSEMBLE_FLIPS:
-                self._flipped_features(rgb, axes)
+                self._flipped_features(crop, axes)
+
+    def _note_tile(self, key: str, tile: tuple[int, int, int, int]) -> None:
+        """Remember that ``tile`` of the image ``key`` is encoded (as many as the cache holds)."""
+        tiles = [t for t in self._encoded_tiles.pop(key, []) if t != tile] + [tile]
+        keep = max(self.cache.max_entries - 2, 1)  # the cache holds the image and a crop too
+        self._encoded_tiles[key] = tiles[-keep:]
+        while len(self._encoded_tiles) > self.cache.max_entries:
+            self._encoded_tiles.popitem(last=False)
 
     def _flipped_features(self, rgb: np.ndarray, axes: tuple[int, ...]):
         """Features of ``rgb`` flipped along ``axes`` (cached apart: :attr:`flip_cache`)."""
@@ -1228,9 +1264,8 @@ class Predictor(BasePredictor):
     def _use_view(self, box: tuple[int, int, int, int] | None) -> None:
         """Work on the whole image (None) or on the crop ``box``."""
         self._box = box
-        if box is not None and self._in_tile() and box not in self._tiles_used:
-            keep = max(self.cache.max_entries - 2, 0)  # the cache holds the image and a crop too
-            self._tiles_used = [*self._tiles_used[len(self._tiles_used) - keep :], box]
+        if box is not None and self._in_tile():
+            self._note_tile(self._image_key, box)
         if box is None:
             self._features = self._image_features
             rows, cols = self._rgb.shape[:2]
@@ -1284,9 +1319,8 @@ class Predictor(BasePredictor):
                 return box
         if self.tiles is None:
             return None
-        return self.tiles.window(
-            mask, clicks, self._shape, current=current, encoded=self._tiles_used
-        )
+        encoded = self._encoded_tiles.get(self._image_key, [])
+        return self.tiles.window(mask, clicks, self._shape, current=current, encoded=encoded)
 
     def _in_tile(self) -> bool:
         """Whether the current view is the whole image or one of :attr:`tiles`."""

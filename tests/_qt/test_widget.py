@@ -394,6 +394,29 @@ def test_the_shown_plane_is_encoded_ahead_of_its_first_click(make_widget, qtbot)
     viewer.dims.set_point(0, 6)
     qtbot.wait(3 * widget_module.ENCODE_AHEAD_DELAY_MS)
     assert len(predictor.encoded_ahead) == 3 and not widget.runner.busy
+    assert predictor.around == [None] * 3  # planes no larger than the network input: no tiles
+
+
+def test_the_tile_at_the_view_centre_of_a_large_image_is_encoded_ahead(make_widget, qtbot):
+    image = np.zeros((1100, 1300), dtype=np.uint8)
+    predictor = EncodeAheadRecorder()
+    viewer, widget = make_widget(image, predictor=predictor, scale=(0.5, 0.5))
+    qtbot.waitUntil(lambda: len(predictor.encoded_ahead) == 1, timeout=5000)
+    wait_idle(qtbot, widget)
+    assert predictor.around[0] == pytest.approx((550, 650), abs=2)  # the view starts centred
+    widget_module.camera(viewer).center = (0, 100 * 0.5, 200 * 0.5)  # world coordinates: scale 0.5
+    qtbot.waitUntil(lambda: len(predictor.encoded_ahead) == 2, timeout=5000)
+    wait_idle(qtbot, widget)
+    assert predictor.around[1] == pytest.approx((100, 200), abs=1)
+    widget_module.camera(viewer).center = (0, 120 * 0.5, 230 * 0.5)  # the same 256-px step: not again
+    qtbot.wait(3 * widget_module.ENCODE_AHEAD_DELAY_MS)
+    wait_idle(qtbot, widget)
+    assert len(predictor.encoded_ahead) == 2
+    widget.tiles_check.setChecked(False)  # no tiles: panning encodes nothing
+    widget_module.camera(viewer).center = (0, 900 * 0.5, 1200 * 0.5)
+    qtbot.wait(3 * widget_module.ENCODE_AHEAD_DELAY_MS)
+    wait_idle(qtbot, widget)
+    assert len(predictor.encoded_ahead) == 2
 
 
 def test_clicks_and_actions_wait_for_a_running_encode_ahead(make_widget, qtbot):

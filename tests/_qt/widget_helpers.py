@@ -51,10 +51,12 @@ class EncodeAheadRecorder(FakePredictor):
         super().__init__()
         self.delay = delay
         self.encoded_ahead = []  # the uint8 RGB images
+        self.around = []  # and the points given with them
 
-    def _encode_ahead(self, rgb):
+    def _encode_ahead(self, rgb, around=None):
         time.sleep(self.delay)
         self.encoded_ahead.append(rgb)
+        self.around.append(around)
 
 
 def wait_idle(qtbot, widget, timeout=5000):

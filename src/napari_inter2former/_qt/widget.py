@@ -52,6 +52,7 @@ from ..annotation import (
     replay,
     stop_plane,
 )
+from ..constants import IMAGE_SIZE
 from . import layers as L
 from .workers import ModelRunner, fit_feature_cache
 
@@ -65,6 +66,7 @@ logger = logging.getLogger(__name__)
 NEW_LABELS = "<new labels layer>"
 PROGRESS_DELAY_MS = 300  # clicks faster than this show no progress bar
 ENCODE_AHEAD_DELAY_MS = 400  # encode the shown plane once the view has rested this long
+TILE_AHEAD_STEP = 256  # px: a large image's tile is encoded ahead again once the view moves this far
 KEYS = {
     "toggle": "T",
     "commit": "C",
@@ -78,6 +80,12 @@ KEYS = {
 
 # the "Flip average" choices: text, Predictor(flip_ensemble=...)
 FLIP_CHOICES = (("off", None), ("first click", "first"), ("every click", "every"))
+
+
+def camera(viewer):
+    """The viewer's camera (``viewer.scene.camera`` since napari 0.9, ``viewer.camera`` before)."""
+    scene = getattr(viewer, "scene", None)
+    return viewer.camera if scene is None else scene.camera
 
 
 class Inter2FormerWidget(QWidget):
@@ -118,6 +126,9 @@ class Inter2FormerWidget(QWidget):
         self._click_time: float | None = None
         self.latencies: list[float] = []  # seconds from click to labels drawn
         self._encoded_ahead: set[int] = set()  # planes encoded (or being) since the image was picked
+        # (plane, row // TILE_AHEAD_STEP, col // TILE_AHEAD_STEP) of the view centres whose tile of
+        # a large image was encoded ahead
+        self._tiles_ahead: set[tuple[int, int, int]] = set()
         self._after_encode: Callable[[], None] | None = None  # an action waiting for it
         self._encode_timer = QTimer(self)
         self._encode_timer.setSingleShot(True)
@@ -295,6 +306,7 @@ class Inter2FormerWidget(QWidget):
         self.channel_spin.valueChanged.connect(self._on_image_changed)
         self.labels_combo.currentIndexChanged.connect(self._on_labels_changed)
         self.viewer.dims.events.current_step.connect(self._on_plane_shown)
+        camera(self.viewer).events.center.connect(self._on_view_moved)
 
     def _refresh_layer_choices(self, event: Event | None = None) -> None:
         for combo, kind, extra in (
@@ -340,6 +352,28 @@ class Inter2FormerWidget(QWidget):
     def _on_plane_shown(self, *args) -> None:
         if self.source is not None and self.source.is_volume:
             self._encode_timer.start()  # restarted while the user scrolls
+
+    def _on_view_moved(self, *args) -> None:
+        if self._tiled():
+            self._encode_timer.start()  # restarted while the user pans
+
+    def _tiled(self) -> bool:
+        """Whether objects of the image are segmented in tiles (larger than the network input)."""
+        return (
+            self.source is not None
+            and self.tiles_check.isChecked()
+            and max(self.source.shape[-2:]) > IMAGE_SIZE
+        )
+
+    def _view_centre(self) -> tuple[float, float] | None:
+        """Image (row, col) of the plane shown at the middle of the canvas (None: no labels yet)."""
+        if self.labels is None or self.viewer.dims.ndisplay != 2:
+            return None
+        world = list(self.viewer.dims.point)[-self.labels.ndim :]
+        world[-2:] = list(camera(self.viewer).center)[-2:]
+        row, col = np.asarray(self.labels.world_to_data(world), dtype=float)[-2:]
+        rows, cols = self.labels.data.shape[-2:]
+        return float(np.clip(row, 0, rows - 1)), float(np.clip(col, 0, cols - 1))
 
     def _on_labels_changed(self, *args) -> None:
         if self.source is None:
@@ -444,6 +478,7 @@ class Inter2FormerWidget(QWidget):
         self.runner.cancel()
         self._pending.clear()
         self._encoded_ahead.clear()
+        self._tiles_ahead.clear()
         self._after_encode = None
         self.annotation = Annotation()
 
@@ -662,13 +697,17 @@ class Inter2FormerWidget(QWidget):
         ):
             return
         plane = self.current_plane()
-        if plane in self._encoded_ahead:
+        around = self._view_centre() if self._tiled() else None
+        spot = None if around is None else (plane, *(int(v // TILE_AHEAD_STEP) for v in around))
+        if plane in self._encoded_ahead and (spot is None or spot in self._tiles_ahead):
             return
         self._encoded_ahead.add(plane)  # also when cancelled: not again unless asked
+        if spot is not None:
+            self._tiles_ahead.add(spot)
         volume, kwargs = self.source.volume, self._image_kwargs()
 
         def planes(predictor):
-            predictor.encode_ahead(np.asarray(volume[plane]), **kwargs)
+            predictor.encode_ahead(np.asarray(volume[plane]), around=around, **kwargs)
             yield plane, None
 
         self.runner.run_planes(
@@ -706,6 +745,7 @@ class Inter2FormerWidget(QWidget):
         self.runner.predictor_settings["flip_ensemble"] = self.flip_combo.currentData()
         if self.flip_combo.currentData() is not None:  # the turned views are not encoded yet
             self._encoded_ahead.clear()
+            self._tiles_ahead.clear()
             self._encode_timer.start()
 
     def _on_zoom_toggled(self, checked: bool) -> None:
