@@ -153,3 +153,19 @@ def test_encode_ahead_around_a_point_encodes_the_tile_a_first_click_there_takes(
     assert len(model.encoded_shapes) == 3
     predictor.encode_ahead(image, around=(160, 110))  # the same tile: nothing to do
     assert len(model.encoded_shapes) == 3
+
+
+def test_zoom_in_wins_over_the_tile_from_the_second_click_on():
+    from napari_inter2former.predictor import ZoomIn
+
+    model = ClickDiscModel()
+    zoom = ZoomIn(expansion=4, min_side=16, max_fraction=0.6)
+    predictor = Predictor(model, tiles=TILES, zoom_in=zoom, flip_ensemble=None, refine_boundary=False)
+    predictor.set_image(np.zeros(SHAPE, dtype=np.uint8))
+    predictor.add_click(150, 100)
+    assert predictor.zoom_box == (64, 192, 64, 192)  # no mask yet: zoom waits, the tile
+    predictor.add_click(152, 102)
+    top, bottom, left, right = predictor.zoom_box
+    assert bottom - top < 64 and top <= 145 and bottom > 152  # a zoom crop around the nucleus
+    predictor.undo_click()
+    assert predictor.zoom_box == (64, 192, 64, 192)
