@@ -165,7 +165,7 @@ def test_zoom_in_wins_over_the_tile_from_the_second_click_on():
     predictor.add_click(150, 100)
     assert predictor.zoom_box == (64, 192, 64, 192)  # no mask yet: zoom waits, the tile
     predictor.add_click(152, 102)
-    top, bottom, left, right = predictor.zoom_box
+    top, bottom, _left, _right = predictor.zoom_box
     assert bottom - top < 64 and top <= 145 and bottom > 152  # a zoom crop around the nucleus
     predictor.undo_click()
     assert predictor.zoom_box == (64, 192, 64, 192)
