@@ -417,6 +417,10 @@ def test_the_tile_at_the_view_centre_of_a_large_image_is_encoded_ahead(make_widg
     qtbot.wait(3 * widget_module.ENCODE_AHEAD_DELAY_MS)
     wait_idle(qtbot, widget)
     assert len(predictor.encoded_ahead) == 2
+    widget.tiles_check.setChecked(True)  # back on: the tile where the view now rests
+    qtbot.waitUntil(lambda: len(predictor.encoded_ahead) == 3, timeout=5000)
+    wait_idle(qtbot, widget)
+    assert predictor.around[2] == pytest.approx((900, 1200), abs=1)
 
 
 def test_clicks_and_actions_wait_for_a_running_encode_ahead(make_widget, qtbot):

@@ -204,6 +204,7 @@ class Inter2FormerWidget(QWidget):
             "tiles",
             values=(Tiles(), None),
         )
+        self.tiles_check.toggled.connect(lambda on: on and self._encode_timer.start())
         self.flip_combo = QComboBox()
         for text, value in FLIP_CHOICES:
             self.flip_combo.addItem(text, value)
@@ -224,9 +225,9 @@ class Inter2FormerWidget(QWidget):
         )
         self.encode_ahead_check = QCheckBox("Encode ahead")
         self.encode_ahead_check.setToolTip(
-            "Encode the shown image (of a stack: the plane shown) in the background as soon "
-            "as it is picked or shown, so that the first click answers without waiting for "
-            "the encoder"
+            "Encode the shown image (of a stack: the plane shown; of a large image also the "
+            "tile at the middle of the view) in the background as soon as it is picked or "
+            "shown, so that the first click answers without waiting for the encoder"
         )
         self.encode_ahead_check.setChecked(True)
         self.encode_ahead_check.toggled.connect(lambda checked: checked and self.encode_ahead())
