@@ -153,6 +153,9 @@ def test_encode_ahead_around_a_point_encodes_the_tile_a_first_click_there_takes(
     assert len(model.encoded_shapes) == 3
     predictor.encode_ahead(image, around=(160, 110))  # the same tile: nothing to do
     assert len(model.encoded_shapes) == 3
+    other = np.ascontiguousarray(image[::-1])
+    predictor.encode_ahead(other, around=(150, 100), turned=False)  # e.g. a plane to propagate
+    assert model.encoded_shapes[3:] == [SHAPE, (128, 128)]
 
 
 def test_zoom_in_wins_over_the_tile_from_the_second_click_on():

@@ -123,6 +123,7 @@ class BasePredictor:
         channel_axis: int | None = None,
         contrast_limits: tuple[float, float] | None = None,
         around: tuple[float, float] | None = None,
+        turned: bool = True,
     ) -> None:
         """Run ``image``'s per-image work into the cache, ahead of its first click.
 
@@ -132,10 +133,12 @@ class BasePredictor:
         are those of :meth:`set_image`; ``around`` (row, col): where the next
         first click is expected (e.g. the middle of the view), for predictors
         that segment large images in parts (:class:`Tiles`) to encode that part
-        too. Predictors without a feature cache do nothing.
+        too; ``turned``: also the turned views a first click averages over
+        (False where no click is expected, e.g. planes to propagate through).
+        Predictors without a feature cache do nothing.
         """
         rgb = to_rgb_uint8(image, channel_axis=channel_axis, contrast_limits=contrast_limits)
-        self._encode_ahead(rgb, around)
+        self._encode_ahead(rgb, around, turned)
 
     def reset(self) -> None:
         """Forget the clicks, the mask and the prior mask; keep the image."""
@@ -203,7 +206,9 @@ class BasePredictor:
     def _predict(self, click: Click) -> np.ndarray:
         raise NotImplementedError
 
-    def _encode_ahead(self, rgb: np.ndarray, around: tuple[float, float] | None = None) -> None:
+    def _encode_ahead(
+        self, rgb: np.ndarray, around: tuple[float, float] | None = None, turned: bool = True
+    ) -> None:
         pass
 
     def _get_state(self) -> Any:
@@ -1224,12 +1229,15 @@ class Predictor(BasePredictor):
         self._image_key = image_key(rgb, self.model_id)
         self._image_features = self._encode_rgb(rgb, key=self._image_key)  # view: set by _start
 
-    def _encode_ahead(self, rgb: np.ndarray, around: tuple[float, float] | None = None) -> None:
+    def _encode_ahead(
+        self, rgb: np.ndarray, around: tuple[float, float] | None = None, turned: bool = True
+    ) -> None:
         key = image_key(rgb, self.model_id)
         self._encode_rgb(rgb, key=key)
         shape = rgb.shape[:2]
+        turned = turned and self.flip_ensemble is not None
         if self.tiles is None or max(shape) <= self.tiles.side:
-            if self.flip_ensemble is not None:
+            if turned:
                 for axes in ENSEMBLE_FLIPS:
                     self._flipped_features(rgb, axes)
             return
@@ -1245,7 +1253,7 @@ class Predictor(BasePredictor):
         crop = np.ascontiguousarray(rgb[top:bottom, left:right])
         self._encode_rgb(crop)
         self._note_tile(key, tile)
-        if self.flip_ensemble is not None:
+        if turned:
             for axes in ENSEMBLE_FLIPS:
                 self._flipped_features(crop, axes)
 

@@ -364,6 +364,20 @@ def test_precompute_encodes_every_plane(make_widget, qtbot):
     assert predictor.encode_calls == 6
 
 
+def test_precompute_of_large_planes_encodes_the_tiles_at_the_view_centre(make_widget, qtbot):
+    volume = np.zeros((3, 1100, 1300), dtype=np.uint8)
+    predictor = EncodeAheadRecorder()
+    _viewer, widget = make_widget(volume, predictor=predictor)
+    qtbot.waitUntil(lambda: len(predictor.encoded_ahead) == 1, timeout=5000)  # the shown plane
+    wait_idle(qtbot, widget)
+    widget.precompute()
+    wait_idle(qtbot, widget)
+    assert predictor.encode_calls == 3  # every plane whole
+    assert len(predictor.around) == 4  # and its tile at the view centre, not turned
+    assert all(a == pytest.approx((550, 650), abs=2) for a in predictor.around[1:])
+    assert predictor.turned == [True, False, False, False]
+
+
 def test_the_shown_plane_is_encoded_ahead_of_its_first_click(make_widget, qtbot):
     from napari_inter2former.transforms import to_rgb_uint8
 

@@ -52,11 +52,13 @@ class EncodeAheadRecorder(FakePredictor):
         self.delay = delay
         self.encoded_ahead = []  # the uint8 RGB images
         self.around = []  # and the points given with them
+        self.turned = []  # and whether the turned views were asked for
 
-    def _encode_ahead(self, rgb, around=None):
+    def _encode_ahead(self, rgb, around=None, turned=True):
         time.sleep(self.delay)
         self.encoded_ahead.append(rgb)
         self.around.append(around)
+        self.turned.append(turned)
 
 
 def wait_idle(qtbot, widget, timeout=5000):

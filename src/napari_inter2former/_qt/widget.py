@@ -966,21 +966,23 @@ class Inter2FormerWidget(QWidget):
             return
         self.annotation.predictor_key = None
         volume, rgb = self.source.volume, self.source.rgb
-        limits = self.source.contrast_limits
+        kwargs = {"channel_axis": -1 if rgb else None, "contrast_limits": self.source.contrast_limits}
         n = volume.shape[0]
+        # large planes: also the tile at the view centre, where propagation segments its objects
+        around = self._view_centre() if self._tiled() else None
 
         def planes(predictor):
             for p in range(n):
-                predictor.set_image(
-                    np.asarray(volume[p]),
-                    channel_axis=-1 if rgb else None,
-                    contrast_limits=limits,
-                )
+                image = np.asarray(volume[p])
+                predictor.set_image(image, **kwargs)
+                if around is not None:
+                    predictor.encode_ahead(image, around=around, turned=False, **kwargs)
                 if p == 0:
-                    fit_feature_cache(predictor, n)
+                    fit_feature_cache(predictor, n if around is None else 2 * n)
                 yield p, None
 
-        self._show_progress("Inter2Former: encoding planes", total=n)
+        what = "planes" if around is None else "planes and their tiles at the view centre"
+        self._show_progress(f"Inter2Former: encoding {what}", total=n)
         self.runner.run_planes(
             planes,
             kind="precompute",
