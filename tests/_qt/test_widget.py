@@ -435,6 +435,16 @@ def test_the_tile_at_the_view_centre_of_a_large_image_is_encoded_ahead(make_widg
     qtbot.waitUntil(lambda: len(predictor.encoded_ahead) == 3, timeout=5000)
     wait_idle(qtbot, widget)
     assert predictor.around[2] == pytest.approx((900, 1200), abs=1)
+    # a click right after the view moved: its own tile is encoded by the click, and the view
+    # centre's is not encoded ahead while the object is refined
+    widget_module.camera(viewer).center = (0, 300 * 0.5, 300 * 0.5)
+    widget.add_click(0, 700, 900)
+    qtbot.wait(3 * widget_module.ENCODE_AHEAD_DELAY_MS)
+    wait_idle(qtbot, widget)
+    assert len(predictor.encoded_ahead) == 3
+    widget_module.camera(viewer).center = (0, 900 * 0.5, 300 * 0.5)  # moved again: encoded
+    qtbot.waitUntil(lambda: len(predictor.encoded_ahead) == 4, timeout=5000)
+    wait_idle(qtbot, widget)
 
 
 def test_clicks_and_actions_wait_for_a_running_encode_ahead(make_widget, qtbot):

@@ -129,6 +129,9 @@ class Inter2FormerWidget(QWidget):
         # (plane, row // TILE_AHEAD_STEP, col // TILE_AHEAD_STEP) of the view centres whose tile of
         # a large image was encoded ahead
         self._tiles_ahead: set[tuple[int, int, int]] = set()
+        # the view moved (or the image, plane or settings changed) since the last click: its
+        # centre's tile is worth encoding ahead; after a click, the clicks' tiles are encoded
+        self._centre_tile_wanted = True
         self._after_encode: Callable[[], None] | None = None  # an action waiting for it
         self._encode_timer = QTimer(self)
         self._encode_timer.setSingleShot(True)
@@ -204,7 +207,7 @@ class Inter2FormerWidget(QWidget):
             "tiles",
             values=(Tiles(), None),
         )
-        self.tiles_check.toggled.connect(lambda on: on and self._encode_timer.start())
+        self.tiles_check.toggled.connect(lambda on: on and self._want_centre_tile())
         self.flip_combo = QComboBox()
         for text, value in FLIP_CHOICES:
             self.flip_combo.addItem(text, value)
@@ -348,15 +351,20 @@ class Inter2FormerWidget(QWidget):
         self.source = source
         self._setup_points()
         self._on_labels_changed()
-        self._encode_timer.start()
+        self._want_centre_tile()
 
     def _on_plane_shown(self, *args) -> None:
         if self.source is not None and self.source.is_volume:
-            self._encode_timer.start()  # restarted while the user scrolls
+            self._want_centre_tile()  # restarted while the user scrolls
 
     def _on_view_moved(self, *args) -> None:
         if self._tiled():
-            self._encode_timer.start()  # restarted while the user pans
+            self._want_centre_tile()  # restarted while the user pans
+
+    def _want_centre_tile(self) -> None:
+        """Encode ahead once the view rests: the plane shown and, of a large image, the tile there."""
+        self._centre_tile_wanted = True
+        self._encode_timer.start()
 
     def _tiled(self) -> bool:
         """Whether objects of the image are segmented in tiles (larger than the network input)."""
@@ -542,6 +550,7 @@ class Inter2FormerWidget(QWidget):
         self._order += 1
         self._set_point_features(index, record)
         self._pending.append(record)
+        self._centre_tile_wanted = False
         self._click_time = time.perf_counter()
         self._dispatch()
 
@@ -698,7 +707,7 @@ class Inter2FormerWidget(QWidget):
         ):
             return
         plane = self.current_plane()
-        around = self._view_centre() if self._tiled() else None
+        around = self._view_centre() if self._tiled() and self._centre_tile_wanted else None
         spot = None if around is None else (plane, *(int(v // TILE_AHEAD_STEP) for v in around))
         if plane in self._encoded_ahead and (spot is None or spot in self._tiles_ahead):
             return
@@ -747,7 +756,7 @@ class Inter2FormerWidget(QWidget):
         if self.flip_combo.currentData() is not None:  # the turned views are not encoded yet
             self._encoded_ahead.clear()
             self._tiles_ahead.clear()
-            self._encode_timer.start()
+            self._want_centre_tile()
 
     def _on_zoom_toggled(self, checked: bool) -> None:
         from ..predictor import ZoomIn
