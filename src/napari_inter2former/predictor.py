@@ -1235,27 +1235,22 @@ class Predictor(BasePredictor):
         key = image_key(rgb, self.model_id)
         self._encode_rgb(rgb, key=key)
         shape = rgb.shape[:2]
-        turned = turned and self.flip_ensemble is not None
-        if self.tiles is None or max(shape) <= self.tiles.side:
-            if turned:
-                for axes in ENSEMBLE_FLIPS:
-                    self._flipped_features(rgb, axes)
-            return
-        # large: first clicks are made (and turned) in tiles; encode the one a click at
-        # ``around`` would take
-        if around is None:
-            return
-        encoded = self._encoded_tiles.get(key, [])
-        tile = self.tiles.window(None, [Click(*around)], shape, encoded=encoded)
-        if tile is None:
-            return
-        top, bottom, left, right = tile
-        crop = np.ascontiguousarray(rgb[top:bottom, left:right])
-        self._encode_rgb(crop)
-        self._note_tile(key, tile)
-        if turned:
+        view = rgb  # where the next first click is made, and turned
+        if self.tiles is not None and max(shape) > self.tiles.side:
+            # large: first clicks are made in tiles; encode the one a click at ``around`` takes
+            encoded = self._encoded_tiles.get(key, [])
+            tile = None if around is None else self.tiles.window(
+                None, [Click(*around)], shape, encoded=encoded
+            )
+            if tile is None:
+                return
+            top, bottom, left, right = tile
+            view = np.ascontiguousarray(rgb[top:bottom, left:right])
+            self._encode_rgb(view)
+            self._note_tile(key, tile)
+        if turned and self.flip_ensemble is not None:
             for axes in ENSEMBLE_FLIPS:
-                self._flipped_features(crop, axes)
+                self._flipped_features(view, axes)
 
     def _note_tile(self, key: str, tile: tuple[int, int, int, int]) -> None:
         """Remember that ``tile`` of the image ``key`` is encoded (as many as the cache holds)."""

@@ -52,7 +52,6 @@ from ..annotation import (
     replay,
     stop_plane,
 )
-from ..constants import IMAGE_SIZE
 from . import layers as L
 from .workers import ModelRunner, fit_feature_cache
 
@@ -199,13 +198,14 @@ class Inter2FormerWidget(QWidget):
         )
         from ..predictor import Tiles
 
+        self._tiles = Tiles()  # what the box switches on
         self.tiles_check = self._predictor_check(
             "Full resolution on large images",
             "On an image larger than 1024 px, segment each object at the image's resolution "
             "in a 1024-px tile around it (small nuclei come out far better); the first click "
             "in each new tile waits for the encoder",
             "tiles",
-            values=(Tiles(), None),
+            values=(self._tiles, None),
         )
         self.tiles_check.toggled.connect(lambda on: on and self._want_centre_tile())
         self.flip_combo = QComboBox()
@@ -371,7 +371,7 @@ class Inter2FormerWidget(QWidget):
         return (
             self.source is not None
             and self.tiles_check.isChecked()
-            and max(self.source.shape[-2:]) > IMAGE_SIZE
+            and max(self.source.shape[-2:]) > self._tiles.side
         )
 
     def _view_centre(self) -> tuple[float, float] | None:
