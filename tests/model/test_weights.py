@@ -10,6 +10,7 @@ import torch
 from napari_inter2former.model.weights import (
     WEIGHTS_DIR,
     WeightFileError,
+    average_state_dicts,
     load_packaged_weights,
     load_weights,
     record_weights_file,
@@ -58,6 +59,25 @@ def test_save_is_deterministic(tmp_path, state):
     assert save_weights(state, tmp_path / "a.safetensors") == save_weights(
         state, tmp_path / "b.safetensors"
     )
+
+
+def test_average_state_dicts_weighs_floats_and_keeps_integers(state):
+    other = {k: (v * 3 if v.is_floating_point() else v + 5) for k, v in state.items()}
+    soup = average_state_dicts([state, other], [0.75, 0.25])
+    torch.testing.assert_close(soup["conv.weight"], 1.5 * state["conv.weight"])
+    assert torch.equal(soup["codes"], state["codes"])  # integers from the first
+    past = average_state_dicts([state, other], [1.5, -0.5])
+    torch.testing.assert_close(past["bn.running_var"], 0.0 * state["bn.running_var"])
+
+
+def test_average_state_dicts_rejects_mismatches(state):
+    with pytest.raises(ValueError, match="sum to 1"):
+        average_state_dicts([state, state], [0.5, 0.6])
+    with pytest.raises(ValueError, match="different keys"):
+        average_state_dicts([state, {"conv.weight": state["conv.weight"]}], [0.5, 0.5])
+    wrong = dict(state, **{"conv.weight": torch.zeros(4, 3, 1, 1)})
+    with pytest.raises(ValueError, match="shapes differ"):
+        average_state_dicts([state, wrong], [0.5, 0.5])
 
 
 def test_sha_mismatch_raises(tmp_path, state):

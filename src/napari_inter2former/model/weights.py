@@ -28,6 +28,7 @@ __all__ = [
     "weights_json",
     "record_weights_file",
     "load_packaged_weights",
+    "average_state_dicts",
 ]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -190,3 +191,41 @@ def load_packaged_weights(filename: str) -> dict[str, torch.Tensor]:
     if entry is None:
         raise WeightFileError(f"{filename} is not listed in {WEIGHTS_JSON}")
     return load_weights(WEIGHTS_DIR / filename, expected_sha256=entry["sha256"])
+
+
+def average_state_dicts(
+    state_dicts: list[Mapping[str, torch.Tensor]], weights: list[float]
+) -> dict[str, torch.Tensor]:
+    """Weighted sum of state dicts with the same keys and shapes (a "model soup").
+
+    Parameters
+    ----------
+    state_dicts : list of mapping of str to Tensor
+        Weights of models fine-tuned from one another (one basin of the loss).
+    weights : list of float
+        One per state dict, summing to 1; a negative weight steps past the others along
+        the line between them.
+
+    Returns
+    -------
+    dict of str to Tensor
+        ``sum(w_i * sd_i[k])`` in float32 for floating tensors; integer tensors are taken
+        from the first state dict.
+    """
+    if not state_dicts or len(state_dicts) != len(weights):
+        raise ValueError("give one weight per state dict")
+    if abs(sum(weights) - 1.0) > 1e-6:
+        raise ValueError(f"weights must sum to 1, not {sum(weights)}")
+    keys = set(state_dicts[0])
+    for sd in state_dicts[1:]:
+        if set(sd) != keys:
+            raise ValueError(f"the state dicts hold different keys: {sorted(keys ^ set(sd))[:5]}")
+    averaged = {}
+    for key, first in state_dicts[0].items():
+        if any(sd[key].shape != first.shape for sd in state_dicts):
+            raise ValueError(f"{key}: shapes differ")
+        if first.is_floating_point():
+            averaged[key] = sum(float(w) * sd[key].float() for w, sd in zip(weights, state_dicts))
+        else:
+            averaged[key] = first.clone()
+    return averaged
