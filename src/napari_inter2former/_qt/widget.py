@@ -183,10 +183,8 @@ class Inter2FormerWidget(QWidget):
             "redecode",
             values=("first", None),
             checked=True,
-        )
-        # the two go together (docs/evaluation.md, session 18): off is the session-16 first click
-        self.redecode_check.toggled.connect(
-            lambda on: self.runner.predictor_settings.update(refine_shrink="first" if on else False)
+            # the two go together (docs/evaluation.md, session 18): off is the session-16 first click
+            linked={"refine_shrink": ("first", False)},
         )
         self.refine_check = self._predictor_check(
             "Snap outline to edges",
@@ -770,18 +768,23 @@ class Inter2FormerWidget(QWidget):
         setting: str,
         values: tuple = (True, False),
         checked: bool = True,
+        linked: dict[str, tuple] | None = None,
     ) -> QCheckBox:
         """A check box setting the predictor attribute ``setting``.
 
         ``values``: what the attribute is set to when checked and unchecked;
-        ``checked``: the box's start state, matching the predictor's default.
+        ``checked``: the box's start state, matching the predictor's default;
+        ``linked``: other attributes the box sets alike, each to its (checked,
+        unchecked) values.
         """
         box = QCheckBox(text)
         box.setToolTip(tooltip)
         box.setChecked(checked)
+        settings = {setting: values, **(linked or {})}
 
         def toggled(checked: bool) -> None:
-            self.runner.predictor_settings[setting] = values[0] if checked else values[1]
+            for name, (on, off) in settings.items():
+                self.runner.predictor_settings[name] = on if checked else off
 
         box.toggled.connect(toggled)
         return box
