@@ -103,6 +103,29 @@ def test_encode_ahead_of_a_large_image_leaves_the_turned_views_to_the_tiles():
     assert model.encoded_shapes == [SHAPE, (128, 128), (128, 128)]  # the tile and its turn
 
 
+def test_the_turned_views_of_the_tiles_visited_stay_cached():
+    model = ClickDiscModel()
+    predictor = Predictor(model, tiles=TILES, flip_ensemble="first", refine_boundary=False)
+    predictor.set_image(np.random.default_rng(0).integers(0, 255, SHAPE, dtype=np.uint8))
+    boxes = []
+    for row, col in [(30, 30), (270, 170), (150, 100), (40, 40)]:  # the last back in the first tile
+        predictor.reset()
+        predictor.add_click(row, col)
+        boxes.append(predictor.zoom_box)
+    assert len(set(boxes[:3])) == 3 and boxes[3] == boxes[0]
+    assert model.encoded_shapes.count((128, 128)) == 6  # three tiles and their turns, once each
+    assert predictor.flip_cache.max_entries == 4  # the three tiles' turns and the image's
+    capped = Predictor(
+        ClickDiscModel(), cache_size=4, tiles=TILES, flip_ensemble="first", refine_boundary=False
+    )
+    capped.set_image(np.zeros(SHAPE, dtype=np.uint8))
+    capped.cache.max_entries = 20  # as the widget grows it for a stack
+    for row, col in [(30, 30), (270, 170), (150, 100)]:
+        capped.reset()
+        capped.add_click(row, col)
+    assert capped.flip_cache.max_entries == 3  # the starting cache size less one
+
+
 def test_a_new_object_is_taken_into_a_tile_already_encoded_where_it_fits():
     tiles = TILES
     # alone, a click at row 170 goes to the tile starting at row 128 (room 42 vs 22) ...

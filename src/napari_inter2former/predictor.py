@@ -1075,8 +1075,9 @@ class Predictor(BasePredictor):
         Costs one more encoder run per image (on the first such click, then
         cached; with ``zoom_in``, per crop too, where the first click is
         replayed) and two decoder runs per click averaged. The turned views
-        have their own cache (the image's and one zoom crop's), so they never push an image
-        (or a volume's plane) out of the ``cache_size`` entries. Default
+        have their own cache (the image's and one zoom crop's; of a large image also those of
+        the tiles kept, see :class:`Tiles`), so they never push an image (or a volume's plane)
+        out of the ``cache_size`` entries. Default
         ``'first'``: with the shipped decoder (run 13) it saves 2.3 clicks to
         85 / 90 % over four generated and training sets, as many as averaging
         all three flips (``docs/evaluation.md``, session 16); None: one view.
@@ -1183,6 +1184,8 @@ class Predictor(BasePredictor):
         # the turned views of the image and of one zoom crop: with zoom_in an object's first
         # click is replayed in its crop, and the next object starts on the whole image again
         self.flip_cache = _FeatureCache(2 * len(ENSEMBLE_FLIPS))
+        # with tiles it grows up to this, however far the feature cache grows (e.g. for a stack)
+        self._max_turned_views = max(self.flip_cache.max_entries, cache_size - 1)
         self.zoom_in = zoom_in
         self.tiles = tiles
         self._rgb: np.ndarray | None = None
@@ -1253,10 +1256,18 @@ class Predictor(BasePredictor):
                 self._flipped_features(view, axes)
 
     def _note_tile(self, key: str, tile: tuple[int, int, int, int]) -> None:
-        """Remember that ``tile`` of the image ``key`` is encoded (as many as the cache holds)."""
+        """Remember that ``tile`` of the image ``key`` is encoded (as many as the cache holds).
+
+        The turned views' cache grows to hold the turns of as many tiles (and the image's), so
+        that a new object's first click back in a tile visited before skips its turn's encoder run.
+        """
         tiles = [t for t in self._encoded_tiles.pop(key, []) if t != tile] + [tile]
         keep = max(self.cache.max_entries - 2, 1)  # the cache holds the image and a crop too
         self._encoded_tiles[key] = tiles[-keep:]
+        turns = len(ENSEMBLE_FLIPS) * (len(self._encoded_tiles[key]) + 1)
+        self.flip_cache.max_entries = max(
+            self.flip_cache.max_entries, min(turns, self._max_turned_views)
+        )
         while len(self._encoded_tiles) > self.cache.max_entries:
             self._encoded_tiles.popitem(last=False)
 
