@@ -92,3 +92,41 @@ class GrowingModel(ClickDiscModel):
         logits = torch.nn.functional.max_pool2d(logits, side, stride=1, padding=self.grow)
         logits[..., -8:, -8:] = 10.0
         return logits
+
+
+class EmbeddingModel(ClickDiscModel):
+    """:class:`ClickDiscModel` whose features carry an ``embedding`` (as the real model's do)."""
+
+    def encode(self, image):
+        from types import SimpleNamespace
+
+        super().encode(image)
+        return SimpleNamespace(embedding=torch.zeros(1, 1, 1, 1))
+
+
+class SamHeadStub(torch.nn.Module):
+    """Stands in for ``SamMaskHead``: calls a fixed box of the network input foreground.
+
+    ``box`` (top, bottom, left, right) in pixels of the ``image_size`` input; the
+    low-res answer has side ``image_size // 4`` (SAM's: 256 for 1024), its logits
+    +-10 plus 0.001 x the call's number (so that answers can be told apart).
+    ``calls`` records (points, labels, mask_input) of each call.
+    """
+
+    def __init__(self, image_size: int = 128, box=(16, 64, 32, 96)):
+        super().__init__()
+        self.input_size = (image_size, image_size)
+        self.low_side = image_size // 4
+        self.box = box
+        self.calls = []
+
+    def mask_prompt(self, mask):
+        share = torch.nn.functional.adaptive_avg_pool2d(mask.float(), self.low_side)
+        return (2.0 * share - 1.0) * 8.0
+
+    def forward(self, embedding, points, labels, mask_input=None, multimask=None):
+        self.calls.append((points.clone(), labels.clone(), None if mask_input is None else mask_input.clone()))
+        top, bottom, left, right = (v // 4 for v in self.box)
+        low = torch.full((1, 1, self.low_side, self.low_side), -10.0)
+        low[..., top:bottom, left:right] = 10.0
+        return low + 0.001 * len(self.calls), torch.ones(1, 1)

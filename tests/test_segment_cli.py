@@ -45,8 +45,9 @@ def test_main_on_a_3d_stack_with_a_fake_model(tmp_path, monkeypatch):
     volume[:, 5:10, 5:10] = 200
     tifffile.imwrite(tmp_path / "stack.tif", volume)
     write_csv(tmp_path / "c.csv", "z,y,x,positive\n0,7,7,1\n2,7,7,1\n")
-    monkeypatch.setattr("napari_inter2former.model.build.build_model", lambda *a, **k: None)
-    monkeypatch.setattr("napari_inter2former.predictor.Predictor", lambda model, **k: FakePredictor())
+    monkeypatch.setattr(
+        "napari_inter2former.predictor.Predictor.from_pretrained", lambda **k: FakePredictor()
+    )
     out = tmp_path / "labels.tif"
     assert cli.main(["segment", str(tmp_path / "stack.tif"), "--clicks", str(tmp_path / "c.csv"), "--out", str(out)]) == 0
     labels = tifffile.imread(out)

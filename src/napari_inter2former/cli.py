@@ -110,11 +110,9 @@ def main(argv: list[str] | None = None) -> int:
         clicks = read_clicks(args.clicks)
         if not clicks:
             raise ValueError(f"{args.clicks} holds no clicks")
-        from .model.build import build_model
         from .predictor import Predictor
 
-        model = build_model("default", pretrained=True, decoder_weights=args.weights)
-        predictor = Predictor(model, num_threads=args.threads)
+        predictor = Predictor.from_pretrained(decoder_weights=args.weights, num_threads=args.threads)
         labels = segment(predictor, image, clicks, rgb=args.rgb)
     except (ValueError, OSError) as error:
         print(f"inter2former: error: {error}", file=sys.stderr)

@@ -482,6 +482,7 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
         split_first_click = False
         redecode = "first"
         tiles = Tiles()
+        blend_sam = "colour"
         seen: list = []
 
         def _predict(self, click):
@@ -496,6 +497,7 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
                     self.split_first_click,
                     self.redecode,
                     self.tiles,
+                    self.blend_sam,
                 )
             )
             return super()._predict(click)
@@ -514,6 +516,7 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
     assert widget.split_check.isChecked() == defaults["split_first_click"].default
     assert widget.redecode_check.isChecked() == (defaults["redecode"].default is not None)
     assert widget.tiles_check.isChecked() == (defaults["tiles"].default is not None)
+    assert widget.sam_check.isChecked() == (defaults["blend_sam"].default == "colour")
     assert defaults["refine_shrink"].default == "first"  # the box switches both
     changes = [
         [],
@@ -529,6 +532,7 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
         [(widget.redecode_check, False)],
         [(widget.tiles_check, False)],
         [(widget.tiles_check, True)],
+        [(widget.sam_check, False)],
     ]
     for i, change in enumerate(changes):
         for box, checked in change:
@@ -540,19 +544,20 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
         wait_idle(qtbot, widget)
     assert widget.runner.predictor_settings["refine_shrink"] is False
     assert predictor.seen == [
-        (None, True, True, None, True, "first", False, "first", Tiles()),
-        (ZoomIn(), True, True, None, True, "first", False, "first", Tiles()),
-        (None, False, True, None, True, "first", False, "first", Tiles()),
-        (None, False, False, None, True, "first", False, "first", Tiles()),
-        (None, False, False, "signed", True, "first", False, "first", Tiles()),
-        (None, False, False, None, True, "first", False, "first", Tiles()),
-        (None, False, False, None, False, "first", False, "first", Tiles()),
-        (None, False, False, None, False, "every", False, "first", Tiles()),
-        (None, False, False, None, False, None, False, "first", Tiles()),
-        (None, False, False, None, False, None, True, "first", Tiles()),
-        (None, False, False, None, False, None, True, None, Tiles()),
-        (None, False, False, None, False, None, True, None, None),
-        (None, False, False, None, False, None, True, None, Tiles()),
+        (None, True, True, None, True, "first", False, "first", Tiles(), "colour"),
+        (ZoomIn(), True, True, None, True, "first", False, "first", Tiles(), "colour"),
+        (None, False, True, None, True, "first", False, "first", Tiles(), "colour"),
+        (None, False, False, None, True, "first", False, "first", Tiles(), "colour"),
+        (None, False, False, "signed", True, "first", False, "first", Tiles(), "colour"),
+        (None, False, False, None, True, "first", False, "first", Tiles(), "colour"),
+        (None, False, False, None, False, "first", False, "first", Tiles(), "colour"),
+        (None, False, False, None, False, "every", False, "first", Tiles(), "colour"),
+        (None, False, False, None, False, None, False, "first", Tiles(), "colour"),
+        (None, False, False, None, False, None, True, "first", Tiles(), "colour"),
+        (None, False, False, None, False, None, True, None, Tiles(), "colour"),
+        (None, False, False, None, False, None, True, None, None, "colour"),
+        (None, False, False, None, False, None, True, None, Tiles(), "colour"),
+        (None, False, False, None, False, None, True, None, Tiles(), None),
     ]
 
 

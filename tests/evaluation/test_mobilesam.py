@@ -8,7 +8,7 @@ import torch
 
 from napari_inter2former.evaluation.mobilesam import MobileSAMPredictor
 from napari_inter2former.model.image_encoder import TinyViT
-from napari_inter2former.model.sam_decoder import MaskDecoder, PromptEncoder
+from napari_inter2former.model.sam_decoder import MaskDecoder, PromptEncoder, SamMaskHead
 from napari_inter2former.testing import encoder_test_pattern
 
 
@@ -55,7 +55,7 @@ def tiny_predictor(**kwargs) -> MobileSAMPredictor:
     md = SpyMaskDecoder(
         transformer_dim=32, num_heads=2, mlp_dim=64, iou_head_hidden_dim=32
     )
-    return MobileSAMPredictor(encoder, pe, md, **kwargs)
+    return MobileSAMPredictor(encoder, SamMaskHead(pe, md), **kwargs)
 
 
 def grey_image(shape=(50, 100), seed=0):
@@ -69,7 +69,7 @@ def test_masks_have_image_shape_and_points_are_xy_in_resized_frame():
     assert mask.shape == (50, 100) and mask.dtype == bool
     mask = p.add_click(40, 5, positive=False)
     assert mask.shape == (50, 100)
-    coords, labels, _ = p.prompt_encoder.calls[-1]
+    coords, labels, _ = p.mask_head.prompt_encoder.calls[-1]
     torch.testing.assert_close(coords, torch.tensor([[[32.0, 6.4], [3.2, 25.6]]]))
     assert labels.tolist() == [[1, 0]]
 
@@ -79,8 +79,8 @@ def test_first_click_best_score_then_single_with_mask_input():
     p.set_image(grey_image())
     p.add_click(20, 30)
     p.add_click(25, 60, positive=False)
-    assert p.mask_decoder.multimask == [True, False]
-    first_mask_input, second_mask_input = (c[2] for c in p.prompt_encoder.calls)
+    assert p.mask_head.mask_decoder.multimask == [True, False]
+    first_mask_input, second_mask_input = (c[2] for c in p.mask_head.prompt_encoder.calls)
     assert first_mask_input is None
     assert second_mask_input.shape == (1, 1, 16, 16)
     assert len(p.last_scores) == 1
@@ -90,7 +90,7 @@ def test_first_click_single_mode():
     p = tiny_predictor(first_click="single")
     p.set_image(grey_image())
     p.add_click(20, 30)
-    assert p.mask_decoder.multimask == [False]
+    assert p.mask_head.mask_decoder.multimask == [False]
 
 
 def test_bad_first_click_mode_raises():
@@ -103,15 +103,15 @@ def test_undo_restores_mask_input():
     p.set_image(grey_image())
     m1 = p.add_click(20, 30)
     p.add_click(25, 60, positive=False)
-    state_after_first = p.prompt_encoder.calls[1][
+    state_after_first = p.mask_head.prompt_encoder.calls[1][
         2
     ]  # mask input given to click 2 = click-1 logits
     restored = p.undo_click()
     assert np.array_equal(restored, m1)
     assert len(p.clicks) == 1
     p.add_click(10, 80)
-    torch.testing.assert_close(p.prompt_encoder.calls[-1][2], state_after_first)
-    assert p.prompt_encoder.calls[-1][0].shape == (1, 2, 2)  # the undone click is gone
+    torch.testing.assert_close(p.mask_head.prompt_encoder.calls[-1][2], state_after_first)
+    assert p.mask_head.prompt_encoder.calls[-1][0].shape == (1, 2, 2)  # the undone click is gone
 
 
 def test_embedding_is_cached_per_image():
@@ -133,8 +133,8 @@ def test_prior_mask_is_used_as_mask_input():
     prior[:, :50] = True  # left half
     p.set_prior_mask(prior)
     p.add_click(10, 10)
-    mask_input = p.prompt_encoder.calls[-1][2]
-    assert p.mask_decoder.multimask == [False]
+    mask_input = p.mask_head.prompt_encoder.calls[-1][2]
+    assert p.mask_head.mask_decoder.multimask == [False]
     # left half of the resized image (cols < 32 of 64, rows < 32) on the 16 x 16 grid
     assert (mask_input[0, 0, :8, :8] > 0).all()
     assert (mask_input[0, 0, :8, 8:] < 0).all()

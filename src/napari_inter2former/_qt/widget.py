@@ -216,6 +216,14 @@ class Inter2FormerWidget(QWidget):
         )
         self.flip_combo.setCurrentIndex(self.flip_combo.findData("first"))  # the predictor's default
         self.flip_combo.currentIndexChanged.connect(self._on_flip_changed)
+        self.sam_check = self._predictor_check(
+            "Blend MobileSAM on colour images",
+            "On a colour image (a photograph, stained tissue) average every click's mask with "
+            "the answer of MobileSAM's mask decoder to the same clicks: far fewer clicks on "
+            "natural images. Grey images are never blended",
+            "blend_sam",
+            values=("colour", None),
+        )
         self.merge_check = self._predictor_check(
             "Keep earlier corrections",
             "A click changes the mask only where the change reaches the click (a positive "
@@ -251,6 +259,7 @@ class Inter2FormerWidget(QWidget):
         form.addRow("", self.redecode_check)
         form.addRow("", self.refine_check)
         form.addRow("Flip average", self.flip_combo)
+        form.addRow("", self.sam_check)
         form.addRow("", self.merge_check)
         form.addRow("", self.encode_ahead_check)
         form.addRow("Stop IoU", self.iou_spin)

@@ -55,6 +55,9 @@ DEFAULT_VARIANTS: dict[str, dict] = {
     "default-flip-first-pass": {"flip_passes": "first"},
     "default-flip-last-pass": {"flip_passes": "last"},
     "default-no-tiles": {"tiles": None},
+    "default-sam-colour": {"blend_sam": "colour"},
+    "default-no-sam": {"blend_sam": None},
+    "default-sam-always": {"blend_sam": "always"},
 }
 MODEL_NAMES = (*DEFAULT_VARIANTS, "mobilesam", "random-walker", "fake")
 
@@ -176,7 +179,9 @@ def load_predictor(spec: str, *, threads: int | None = 2) -> BasePredictor:
         ``default-flip-last-pass`` (the turned view averaged into only the first /
         the last of the first click's decodes: ``flip_passes``), ``default-no-tiles``
         (objects of images larger than the network input segmented on the whole
-        image, resized: ``tiles=None``), ``mobilesam``,
+        image, resized: ``tiles=None``), ``default-sam-colour`` / ``default-no-sam`` /
+        ``default-sam-always`` (every click blended with MobileSAM's mask decoder on colour
+        images, the default, / never / on every image: ``blend_sam``), ``mobilesam``,
         ``random-walker``, ``fake`` (:class:`~napari_inter2former.testing.FakePredictor`),
         several variants joined by ``+`` (their settings together, e.g.
         ``default-refine-clicks+default-refine-grow-only``),
@@ -216,11 +221,9 @@ def load_predictor(spec: str, *, threads: int | None = 2) -> BasePredictor:
             f"--model {spec!r} is neither one of {', '.join(MODEL_NAMES)} nor an existing "
             "file (or VARIANT:FILE)"
         )
-    from ..model.build import build_model
     from ..predictor import Predictor
 
-    model = build_model("default", pretrained=True, decoder_weights=str(path))
-    return Predictor(model, num_threads=threads, **settings)
+    return Predictor.from_pretrained(decoder_weights=str(path), num_threads=threads, **settings)
 
 
 def _is_variant(name: str) -> bool:

@@ -25,7 +25,6 @@ from ..transforms import InputGeometry
 __all__ = ["MobileSAMPredictor", "FIRST_CLICK_MODES"]
 
 FIRST_CLICK_MODES = ("best-score", "single")
-PRIOR_LOGIT = 8.0  # |logit| given to a prior mask used as SAM's mask input
 
 
 class MobileSAMPredictor(BasePredictor):
@@ -34,9 +33,9 @@ class MobileSAMPredictor(BasePredictor):
     Parameters
     ----------
     image_encoder : TinyViT
-    prompt_encoder : PromptEncoder
-    mask_decoder : MaskDecoder
-        The three MobileSAM modules (see :meth:`from_pretrained`).
+    mask_head : SamMaskHead
+        MobileSAM's encoder and its prompt encoder + mask decoder (see
+        :meth:`from_pretrained`).
     first_click : {"best-score", "single"}
         How the first click (without a prior mask) picks its mask: the multimask
         output with the highest predicted IoU, or the single-mask output.
@@ -51,8 +50,7 @@ class MobileSAMPredictor(BasePredictor):
     def __init__(
         self,
         image_encoder,
-        prompt_encoder,
-        mask_decoder,
+        mask_head,
         *,
         first_click: str = "best-score",
         cache_size: int = 8,
@@ -67,8 +65,7 @@ class MobileSAMPredictor(BasePredictor):
         if num_threads is not None:
             torch.set_num_threads(max(1, int(num_threads)))
         self.image_encoder = image_encoder.eval()
-        self.prompt_encoder = prompt_encoder.eval()
-        self.mask_decoder = mask_decoder.eval()
+        self.mask_head = mask_head.eval()
         self.first_click = first_click
         self.model_id = model_id
         self.image_size = getattr(image_encoder, "img_size", IMAGE_SIZE)
@@ -82,16 +79,14 @@ class MobileSAMPredictor(BasePredictor):
     def from_pretrained(cls, **kwargs) -> MobileSAMPredictor:
         """MobileSAM from the two packaged fp16 safetensors files (no network)."""
         from ..model.image_encoder import MOBILESAM_ENCODER_FILE, TinyViT, load_mobilesam_encoder
-        from ..model.sam_decoder import MaskDecoder, PromptEncoder, load_mobilesam_prompt_decoder
+        from ..model.sam_decoder import SamMaskHead
         from ..model.weights import weights_json
 
         encoder = TinyViT()
         load_mobilesam_encoder(encoder)
-        prompt_encoder, mask_decoder = PromptEncoder(), MaskDecoder()
-        load_mobilesam_prompt_decoder(prompt_encoder, mask_decoder)
         sha = weights_json()[MOBILESAM_ENCODER_FILE]["sha256"]
         kwargs.setdefault("model_id", f"mobilesam-{sha[:12]}")
-        return cls(encoder, prompt_encoder, mask_decoder, **kwargs)
+        return cls(encoder, SamMaskHead.from_pretrained(), **kwargs)
 
     # ----- per image -----
     def preprocess(self, rgb: np.ndarray):
@@ -139,12 +134,9 @@ class MobileSAMPredictor(BasePredictor):
         points = (torch.tensor([coords], dtype=torch.float32), torch.tensor([labels]))
         multimask = self._low_res is None and self.first_click == "best-score"
         with torch.inference_mode():
-            sparse, dense = self.prompt_encoder(points, self._low_res)
-            low_res, scores = self.mask_decoder(
-                self._embedding, self.prompt_encoder.get_dense_pe(), sparse, dense, multimask
-            )  # (1, 3 or 1, 256, 256), (1, 3 or 1)
-        best = int(scores[0].argmax())
-        self._low_res = low_res[:, best : best + 1]
+            self._low_res, scores = self.mask_head(
+                self._embedding, *points, mask_input=self._low_res, multimask=multimask
+            )  # (1, 1, 256, 256), (1, 3 or 1)
         self.last_scores = scores[0].tolist()
         return self._low_res_to_mask(self._low_res)
 
@@ -170,7 +162,7 @@ class MobileSAMPredictor(BasePredictor):
         return (up[0, 0] > MASK_THRESHOLD).cpu().numpy()
 
     def _prior_to_low_res(self, prior: np.ndarray):
-        """Image-sized bool mask -> (1, 1, 256, 256) logits of +-PRIOR_LOGIT (area-averaged)."""
+        """Image-sized bool mask -> (1, 1, 256, 256) mask prompt (:meth:`SamMaskHead.mask_prompt`)."""
         import torch
         import torch.nn.functional as F
 
@@ -179,6 +171,4 @@ class MobileSAMPredictor(BasePredictor):
         m = torch.from_numpy(prior.astype(np.float32))[None, None]
         m = F.interpolate(m, size=(rr, rc), mode="bilinear", align_corners=False)
         m = F.pad(m, (0, self.image_size - rc, 0, self.image_size - rr))
-        side = self.prompt_encoder.mask_input_size
-        m = F.adaptive_avg_pool2d(m, side)  # fraction of foreground per low-res pixel
-        return (2.0 * m - 1.0) * PRIOR_LOGIT
+        return self.mask_head.mask_prompt(m)

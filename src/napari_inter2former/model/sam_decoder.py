@@ -1,4 +1,8 @@
-"""SAM's prompt encoder and mask decoder (as used by MobileSAM), for the baseline only.
+"""SAM's prompt encoder and mask decoder (as used by MobileSAM).
+
+The ``mobilesam`` baseline of the evaluation tool runs them alone; the predictor blends
+:class:`SamMaskHead`'s masks with Inter2Former's on colour images
+(:class:`napari_inter2former.Predictor`, ``blend_sam``).
 
 Written from the Segment Anything paper's description; parameter names follow the
 MobileSAM checkpoint's ``prompt_encoder.*`` and ``mask_decoder.*`` keys (prefix stripped).
@@ -25,11 +29,14 @@ __all__ = [
     "PromptEncoder",
     "TwoWayTransformer",
     "MaskDecoder",
+    "SamMaskHead",
+    "MASK_PROMPT_LOGIT",
     "MOBILESAM_PROMPT_DECODER_FILE",
     "load_mobilesam_prompt_decoder",
 ]
 
 MOBILESAM_PROMPT_DECODER_FILE = "mobilesam_prompt_decoder.safetensors"
+MASK_PROMPT_LOGIT = 8.0  # |logit| given to a mask (e.g. a prior) used as SAM's mask prompt
 
 
 class PositionEmbeddingRandom(nn.Module):
@@ -435,3 +442,94 @@ def load_mobilesam_prompt_decoder(
     for prefix, module in (("prompt_encoder.", prompt_encoder), ("mask_decoder.", mask_decoder)):
         part = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
         module.load_state_dict(part, strict=True)
+
+
+class SamMaskHead(nn.Module):
+    """Points (and the previous low-res mask) -> one mask, on an image embedding.
+
+    SAM's way of answering clicks: every click so far as a point prompt, from the
+    second click on the previous answer's low-res logits as the mask prompt; without
+    a mask prompt the best of the 3 multimask outputs by predicted IoU.
+
+    Parameters
+    ----------
+    prompt_encoder : PromptEncoder
+    mask_decoder : MaskDecoder
+    """
+
+    def __init__(self, prompt_encoder: PromptEncoder, mask_decoder: MaskDecoder) -> None:
+        super().__init__()
+        self.prompt_encoder = prompt_encoder
+        self.mask_decoder = mask_decoder
+
+    @classmethod
+    def from_pretrained(cls) -> "SamMaskHead":
+        """MobileSAM's prompt encoder and mask decoder from the packaged file (no network)."""
+        prompt_encoder, mask_decoder = PromptEncoder(), MaskDecoder()
+        load_mobilesam_prompt_decoder(prompt_encoder, mask_decoder)
+        return cls(prompt_encoder, mask_decoder).eval()
+
+    @property
+    def embedding_shape(self) -> tuple[int, int, int]:
+        """(C, h, w) of the image embeddings the head takes."""
+        return (self.prompt_encoder.embed_dim, *self.prompt_encoder.image_embedding_size)
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(H, W) of the padded network input that point coordinates refer to."""
+        return self.prompt_encoder.input_image_size
+
+    def mask_prompt(self, mask: torch.Tensor) -> torch.Tensor:
+        """A mask on the padded network input -> SAM's mask prompt.
+
+        Parameters
+        ----------
+        mask : Tensor (1, 1, H, W)
+            Foreground (bool, or fractions in [0, 1]) on the padded input frame.
+
+        Returns
+        -------
+        Tensor (1, 1, 4h, 4w)
+            Logits of +-``MASK_PROMPT_LOGIT`` scaled by the foreground share of each
+            low-res pixel (area average).
+        """
+        share = F.adaptive_avg_pool2d(mask.float(), self.prompt_encoder.mask_input_size)
+        return (2.0 * share - 1.0) * MASK_PROMPT_LOGIT
+
+    @torch.no_grad()
+    def forward(
+        self,
+        embedding: torch.Tensor,
+        points: torch.Tensor,
+        labels: torch.Tensor,
+        mask_input: torch.Tensor | None = None,
+        multimask: bool | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The mask for one image's clicks.
+
+        Parameters
+        ----------
+        embedding : Tensor (1, C, h, w)
+        points : Tensor (1, N, 2)
+            Click (x, y) in pixels of the padded network input.
+        labels : Tensor (1, N)
+            1 positive, 0 negative.
+        mask_input : Tensor (1, 1, 4h, 4w), optional
+            The previous answer's logits (:meth:`forward`'s first output).
+        multimask : bool, optional
+            Pick the best of the 3 multimask outputs (True) or take the single-mask
+            output (False); default: the former without ``mask_input``.
+
+        Returns
+        -------
+        low_res : Tensor (1, 1, 4h, 4w), logits
+        iou_pred : Tensor (1, 3 or 1), the predicted IoUs of the outputs it chose from
+        """
+        if multimask is None:
+            multimask = mask_input is None
+        sparse, dense = self.prompt_encoder((points, labels), mask_input)
+        low_res, iou_pred = self.mask_decoder(
+            embedding, self.prompt_encoder.get_dense_pe(), sparse, dense, multimask
+        )
+        best = int(iou_pred[0].argmax())
+        return low_res[:, best : best + 1], iou_pred
