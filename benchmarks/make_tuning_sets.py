@@ -16,6 +16,8 @@ Six sets in the evaluation tool's layout (``NAME/images``, ``NAME/masks``):
 - ``nuc1135``: the training volume ``train/plantseg/nuclei_1135`` (2-D: each nucleus on
   its largest plane; ``--max-objects 20``);
 - ``coco25``: every 33rd image of ``train/coco_mval`` (25 natural images, one object each);
+- ``coco100``: every 8th image from the 5th on, less those of ``coco25`` (97 natural
+  images): colour-image settings;
 - ``blobs``: the training image ``train/bian/blobs`` (63 small blobs of ~500 px, 254x256;
   all objects).
 
@@ -63,10 +65,11 @@ def main() -> None:
         write_generated(out, name, **spec)
     train = Path(args.data_root) / "train"
     copy_pairs(train / "plantseg", out / "nuc1135", ["nuclei_1135"])
-    stems = sorted(p.stem for p in (train / "coco_mval" / "images").iterdir())[::33]
-    copy_pairs(train / "coco_mval", out / "coco25", stems)
+    stems = sorted(p.stem for p in (train / "coco_mval" / "images").iterdir())
+    copy_pairs(train / "coco_mval", out / "coco25", stems[::33])
+    copy_pairs(train / "coco_mval", out / "coco100", [s for s in stems[4::8] if s not in stems[::33]])
     copy_pairs(train / "bian", out / "blobs", ["blobs"])
-    print(f"wrote {', '.join([*GENERATED, 'nuc1135', 'coco25', 'blobs'])} under {out}")
+    print(f"wrote {', '.join([*GENERATED, 'nuc1135', 'coco25', 'coco100', 'blobs'])} under {out}")
 
 
 def copy_pairs(source: Path, target: Path, stems: list[str]) -> None:

@@ -131,3 +131,17 @@ def test_the_shipped_heads_find_a_small_coloured_disc_off_the_diagonal():
         ious[weight] = round(float((mask & disc).sum() / (mask | disc).sum()), 3)
     print(ious)
     assert min(ious.values()) > 0.95, ious
+
+
+def test_a_blended_first_click_is_decoded_once_on_the_image_as_it_is():
+    settings = {"flip_ensemble": "first", "redecode": "first", "refine_shrink": "first"}
+    for image, blended in ((colour_image(), True), (colour_image()[..., 0], False)):
+        predictor, head = blend_predictor(image, **settings)
+        model = predictor.model
+        predictor.encode_ahead(image, channel_axis=-1 if image.ndim == 3 else None)
+        predictor.add_click(40, 80)
+        # grey: the turned view encoded, two decodes of each view; colour: one decode
+        assert (len(model.encoded_shapes), model.decode_calls) == ((1, 1) if blended else (2, 4))
+        assert len(head.calls) == blended
+        predictor.add_click(30, 100, positive=False)
+        assert model.decode_calls == (2 if blended else 5)
