@@ -1142,9 +1142,9 @@ class Predictor(BasePredictor):
         prompt, the best of three on an object's first click): on colour images
         (:func:`is_colour_image`: natural photographs, stained tissue), on every
         image, or never. Default ``'colour'``: on 25 natural images of the training
-        set it saves 2.9 / 3.7 clicks to 85 / 90 % (as many as MobileSAM alone needs,
-        with better masks from the third click on), while on grey microscopy SAM's
-        first masks cost clicks (``docs/evaluation.md``, session 22). Costs one
+        set it saves 2.9 / 3.9 clicks to 85 / 90 % (MobileSAM alone needs 2.5 / 2.9;
+        on 97 others 2.9 / 3.8, MobileSAM 2.7 / 3.7), while on grey microscopy SAM's
+        answers cost clicks (``docs/evaluation.md``, session 22). Costs one
         SAM mask-decoder run per click; on a blended image the ``'first'`` rules of
         ``flip_ensemble``, ``redecode`` and ``refine_shrink`` do not apply (no turned
         view is encoded), which saved clicks and time on natural images.
