@@ -34,7 +34,7 @@ class MobileSAMPredictor(BasePredictor):
     ----------
     image_encoder : TinyViT
     mask_head : SamMaskHead
-        MobileSAM's encoder and its prompt encoder + mask decoder (see
+        MobileSAM's image encoder, and its prompt encoder + mask decoder (see
         :meth:`from_pretrained`).
     first_click : {"best-score", "single"}
         How the first click (without a prior mask) picks its mask: the multimask

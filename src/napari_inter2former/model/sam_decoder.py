@@ -470,11 +470,6 @@ class SamMaskHead(nn.Module):
         return cls(prompt_encoder, mask_decoder).eval()
 
     @property
-    def embedding_shape(self) -> tuple[int, int, int]:
-        """(C, h, w) of the image embeddings the head takes."""
-        return (self.prompt_encoder.embed_dim, *self.prompt_encoder.image_embedding_size)
-
-    @property
     def input_size(self) -> tuple[int, int]:
         """(H, W) of the padded network input that point coordinates refer to."""
         return self.prompt_encoder.input_image_size
