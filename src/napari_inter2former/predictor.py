@@ -970,6 +970,19 @@ def _inside(box: tuple[int, int, int, int], row: float, col: float) -> bool:
     return top <= row < bottom and left <= col < right
 
 
+def _with_probability(logits, probability):
+    """A float copy of ``logits`` (1, 1, S, S) whose top-left part is ``probability``'s logit.
+
+    ``probability`` (1, 1, rows, cols) covers the resized image; the padding keeps its logits.
+    """
+    import torch
+
+    rows, cols = probability.shape[-2:]
+    out = logits.clone().float()
+    out[..., :rows, :cols] = torch.logit(probability, eps=1e-6)
+    return out
+
+
 def is_colour_image(rgb: np.ndarray, spread: int = COLOUR_SPREAD, share: float = COLOUR_SHARE) -> bool:
     """Whether an RGB image is in colour, not grey copied to three channels.
 
@@ -1503,9 +1516,7 @@ class Predictor(BasePredictor):
         probability = self.sam_weight * torch.sigmoid(sam[..., :rows, :cols].float()) + (
             1.0 - self.sam_weight
         ) * torch.sigmoid(logits[..., :rows, :cols].float())
-        out = logits.clone().float()
-        out[..., :rows, :cols] = torch.logit(probability, eps=1e-6)
-        return out
+        return _with_probability(logits, probability)
 
     def _decode_view(self, ref, ensemble: bool):
         """The current view's logits for ``ref``; with ``ensemble``, averaged with its turned view's."""
@@ -1536,9 +1547,7 @@ class Predictor(BasePredictor):
             flipped = self._decode(features, flipped_ref)
             probability += torch.sigmoid(flipped[..., :rows, :cols].float().flip(dims))
         probability /= len(ENSEMBLE_FLIPS) + 1
-        out = logits.clone().float()
-        out[..., :rows, :cols] = torch.logit(probability, eps=1e-6)
-        return out
+        return _with_probability(logits, probability)
 
     def _replay(self, box: tuple[int, int, int, int] | None) -> np.ndarray:
         """Move to ``box`` and replay the object's clicks there; the image-sized mask."""
