@@ -10,6 +10,9 @@ Six sets in the evaluation tool's layout (``NAME/images``, ``NAME/masks``):
 - ``nuc256``: 6 generated images of dense nuclei, ``synthetic_image(40000 + i,
   size_range=(256, 256), diameter_range=(60, 140), kind="nuclei")``
   (``--max-objects 5``);
+- ``nucs_green``: the images of ``nucs`` in the green channel of an RGB image
+  (red and blue black), as a one-stain fluorescence composite exported from an
+  image viewer (``--max-objects 4``): fluorescence composites are not blended with SAM;
 - ``nucbig``: 2 large generated images of small nuclei, ``synthetic_image(52000 + i,
   size_range=(2048, 2048), diameter_range=(12, 20), kind="nuclei")`` (25-55 px per
   nucleus at the image's resolution; ``--max-objects 8``): the tiles of large images;
@@ -30,19 +33,22 @@ import argparse
 import shutil
 from pathlib import Path
 
+import numpy as np
 import tifffile
 
+from napari_inter2former.evaluation.datasets import normalize_intensity
 from napari_inter2former.training.synthetic import synthetic_image
 
 GENERATED = {
     "nucs": dict(seed=41000, count=8, diameter_range=(30, 70)),
+    "nucs_green": dict(seed=41000, count=8, diameter_range=(30, 70), green=True),
     "nuc256": dict(seed=40000, count=6, diameter_range=(60, 140)),
     "nucbig": dict(seed=52000, count=2, diameter_range=(12, 20), size=2048),
 }
 
 
 def write_generated(
-    out: Path, name: str, seed: int, count: int, diameter_range, size: int = 256
+    out: Path, name: str, seed: int, count: int, diameter_range, size: int = 256, green: bool = False
 ) -> None:
     for sub in ("images", "masks"):
         (out / name / sub).mkdir(parents=True, exist_ok=True)
@@ -51,7 +57,11 @@ def write_generated(
             seed + i, size_range=(size, size), diameter_range=diameter_range, kind="nuclei"
         )
         stem = f"{name}_{i:02d}.tif"
-        tifffile.imwrite(out / name / "images" / stem, sample.image)
+        image = sample.image
+        if green:
+            image = np.zeros((*image.shape, 3), np.uint8)
+            image[..., 1] = normalize_intensity(sample.image)
+        tifffile.imwrite(out / name / "images" / stem, image)
         tifffile.imwrite(out / name / "masks" / stem, sample.labels)
 
 

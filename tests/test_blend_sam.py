@@ -8,7 +8,11 @@ from napari_inter2former.predictor import Predictor, is_colour_image
 
 
 def colour_image(shape=(96, 160), seed=0):
-    return np.random.default_rng(seed).integers(0, 255, (*shape, 3), dtype=np.uint8)
+    """A photograph-like colour image: tinted brightness, the channels rising and falling together."""
+    rng = np.random.default_rng(seed)
+    brightness = rng.uniform(0, 1, shape)[..., None]
+    tint = rng.uniform(0.3, 1.0, (*shape, 3))
+    return (255 * brightness * tint).astype(np.uint8)
 
 
 def blend_predictor(image, sam_head=None, **settings):
@@ -31,6 +35,22 @@ def test_colour_images_are_told_from_grey_ones():
     dot = np.repeat(grey[..., None], 3, axis=-1)
     dot[:4, :4, 0] = 255  # a small coloured mark on a grey image
     assert not is_colour_image(dot)
+
+
+@pytest.mark.parametrize("stains", ["green", "red-green", "green-magenta", "three"])
+def test_fluorescence_composites_are_not_colour_images(stains):
+    rng = np.random.default_rng(1)
+    nuclei, cells, spots = (rng.integers(0, 255, (64, 64)).astype(np.uint8) for _ in range(3))
+    black = np.zeros_like(nuclei)
+    channels = {
+        "green": (black, nuclei, black),
+        "red-green": (cells, nuclei, black),
+        "green-magenta": (cells, nuclei, cells),
+        "three": (cells, nuclei, spots),
+    }[stains]
+    composite = np.stack(channels, axis=-1)
+    assert not is_colour_image(composite)
+    assert is_colour_image(composite, correlation=-1.0)  # coloured enough; the correlation decides
 
 
 def test_grey_images_are_never_blended():
@@ -119,13 +139,13 @@ def test_the_shipped_heads_find_a_small_coloured_disc_off_the_diagonal():
     """
     from napari_inter2former.testing import encoder_test_pattern
 
-    image, _ = encoder_test_pattern()
+    image, _ = encoder_test_pattern()  # its channels vary independently: blend_sam='always'
     rr, cc = np.ogrid[:1024, :1024]
     disc = (rr - 250) ** 2 + (cc - 700) ** 2 <= 30**2
     image[disc] = (220, 30, 30)
     ious = {}
     for weight in (1.0, 0.5):
-        predictor = Predictor.from_pretrained(sam_weight=weight)
+        predictor = Predictor.from_pretrained(sam_weight=weight, blend_sam="always")
         predictor.set_image(image, channel_axis=-1)
         mask = predictor.add_click(250, 700)
         ious[weight] = round(float((mask & disc).sum() / (mask | disc).sum()), 3)
