@@ -68,6 +68,46 @@ def test_grey_images_are_never_blended():
     assert head.calls == []
 
 
+class ProbeStub:
+    """Stands in for ``PhotographProbe``: a fixed answer; ``calls`` records the image shapes asked about."""
+
+    def __init__(self, photograph: bool):
+        self.photograph = photograph
+        self.calls = []
+
+    def is_photograph(self, embedding, image_shape):
+        self.calls.append(tuple(image_shape))
+        return self.photograph
+
+
+@pytest.mark.parametrize("photograph", [True, False])
+def test_grey_images_the_probe_takes_for_photographs_are_blended(photograph):
+    grey = colour_image()[..., 0]
+    probe = ProbeStub(photograph)
+    predictor, head = blend_predictor(grey, photograph_probe=probe)
+    predictor.add_click(40, 80)
+    assert probe.calls == [(96, 160)]
+    assert len(head.calls) == int(photograph)
+    # blend_sam='colour': grey images are never blended, the probe not asked
+    probe = ProbeStub(True)
+    predictor, head = blend_predictor(grey, photograph_probe=probe, blend_sam="colour")
+    predictor.add_click(40, 80)
+    assert probe.calls == [] and head.calls == []
+
+
+def test_the_probe_decides_only_for_grey_images():
+    probe = ProbeStub(False)
+    predictor, head = blend_predictor(colour_image(), photograph_probe=probe)
+    predictor.add_click(40, 80)
+    assert probe.calls == [] and len(head.calls) == 1  # colour: a photograph without asking
+    composite = np.zeros((96, 160, 3), np.uint8)
+    composite[..., 1] = colour_image()[..., 0]
+    probe = ProbeStub(True)
+    predictor, head = blend_predictor(composite, photograph_probe=probe)
+    predictor.add_click(40, 80)
+    assert probe.calls == [] and head.calls == []  # a fluorescence composite: never blended
+
+
 def test_every_click_goes_to_the_head_with_all_clicks_and_its_last_answer():
     predictor, head = blend_predictor(colour_image(), sam_weight=1.0)
     first = predictor.add_click(40, 80)
@@ -95,7 +135,7 @@ def test_the_blend_weighs_the_two_answers():
     def grid_mask(**settings):  # the first click's foreground on the 128-px network grid
         predictor, head = blend_predictor(image, **settings)
         predictor.add_click(40, 50)
-        assert len(head.calls) == (settings.get("blend_sam", "colour") is not None)
+        assert len(head.calls) == (settings.get("blend_sam", "photo") is not None)
         return (predictor.last_logits > 0)[0, 0].numpy()
 
     alone = grid_mask(blend_sam=None)

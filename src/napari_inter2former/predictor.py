@@ -35,7 +35,7 @@ AUTO_SMOOTH_CNR = 4.0  # refine_boundary(smooth="auto") blurs below this contras
 REFINE_LEVEL = 0.35  # the predictor's outline level: from surround (0) to interior (1) colour
 NECK_RATIO = 0.6  # split_at_necks: a neck thinner than this share of the shallower blob's depth splits
 NECK_MAX_SIDE = 256  # split_at_necks works on the region's box subsampled to at most this side
-BLEND_SAM_RULES = ("colour", "always")
+BLEND_SAM_RULES = ("photo", "colour", "always")
 COLOUR_SPREAD = 16  # grey levels between a pixel's channels that make it coloured
 COLOUR_SHARE = 0.1  # share of coloured pixels that makes an image a colour image
 COLOUR_CORRELATION = 0.3  # below this correlation of two channels: a composite of stains, not a photo
@@ -1019,12 +1019,27 @@ def is_colour_image(
     -------
     bool
     """
-    sample = np.asarray(rgb)[::4, ::4, :3].astype(np.int16)
-    if sample.size == 0:
-        return False
-    if ((sample.max(axis=-1) - sample.min(axis=-1)) > spread).mean() <= share:
+    sample = _colour_sample(rgb)
+    if _coloured_share(sample, spread) <= share:
         return False
     return _smallest_channel_correlation(sample.reshape(-1, 3)) >= correlation
+
+
+def _colour_sample(rgb: np.ndarray) -> np.ndarray:
+    """Every 4th row and column of an RGB image, as int16."""
+    return np.asarray(rgb)[::4, ::4, :3].astype(np.int16)
+
+
+def _coloured_share(sample: np.ndarray, spread: int = COLOUR_SPREAD) -> float:
+    """Share of pixels whose channels lie more than ``spread`` grey levels apart."""
+    if sample.size == 0:
+        return 0.0
+    return float(((sample.max(axis=-1) - sample.min(axis=-1)) > spread).mean())
+
+
+def _is_grey(rgb: np.ndarray) -> bool:
+    """Whether an RGB image is (nearly) grey: too few coloured pixels for :func:`is_colour_image`."""
+    return _coloured_share(_colour_sample(rgb)) <= COLOUR_SHARE
 
 
 def _smallest_channel_correlation(pixels: np.ndarray) -> float:
@@ -1180,15 +1195,21 @@ class Predictor(BasePredictor):
         SAM's prompt encoder and mask decoder on the same image embedding
         (:class:`napari_inter2former.model.sam_decoder.SamMaskHead`; MobileSAM's in
         :meth:`from_pretrained`), for ``blend_sam``. None: never blended.
-    blend_sam : {'colour', 'always'} or None
+    photograph_probe : PhotographProbe or None
+        Tells grey photographs from grey microscopy by the image embedding
+        (:class:`napari_inter2former.model.photograph_probe.PhotographProbe`; the
+        shipped one in :meth:`from_pretrained`), for ``blend_sam='photo'``.
+    blend_sam : {'photo', 'colour', 'always'} or None
         Average every click's probabilities with ``sam_head``'s answer to the same
         clicks (all of them as point prompts, its previous answer as the mask
-        prompt, the best of three on an object's first click): on colour images
-        (:func:`is_colour_image`: photographs, stained tissue, not fluorescence
-        composites), on every image, or never. Default ``'colour'``: on 25 natural images of the training
-        set it saves 2.9 / 3.9 clicks to 85 / 90 % (MobileSAM alone needs 2.5 / 2.9;
-        on 97 others 2.9 / 3.8, MobileSAM 2.7 / 3.7), while on grey microscopy SAM's
-        answers cost clicks (``docs/evaluation.md``, session 22). Costs one
+        prompt, the best of three on an object's first click): on photographs
+        (colour images, :func:`is_colour_image`, and grey images that
+        ``photograph_probe`` takes for photographs), on colour images only, on
+        every image, or never. Default ``'photo'``. On 97 natural training images
+        blending colour images saved 3.1 / 4.7 clicks to 85 / 90 % against
+        MobileSAM's 3.2 / 5.0 on the 91 in colour, while the 6 grey ones left to the
+        Inter2Former decoder needed 8.3 / 15.2 against 4.5 / 8.5; on grey microscopy
+        SAM's answers cost clicks (``docs/evaluation.md``, sessions 22-23). Costs one
         SAM mask-decoder run per click; on a blended image the ``'first'`` rules of
         ``flip_ensemble``, ``redecode`` and ``refine_shrink`` do not apply (no turned
         view is encoded), which saved clicks and time on natural images.
@@ -1222,7 +1243,8 @@ class Predictor(BasePredictor):
         redecode_rounds: int = 1,
         flip_passes: str = "all",
         sam_head=None,
-        blend_sam: str | None = "colour",
+        photograph_probe=None,
+        blend_sam: str | None = "photo",
         sam_weight: float = 0.5,
     ) -> None:
         super().__init__()
@@ -1282,9 +1304,10 @@ class Predictor(BasePredictor):
                 f"{(model.image_size,) * 2}"
             )
         self.sam_head = None if sam_head is None else sam_head.eval()
+        self.photograph_probe = photograph_probe
         self.blend_sam = blend_sam
         self.sam_weight = float(sam_weight)
-        self._colour = False  # whether the image is in colour (is_colour_image)
+        self._kind = "grey"  # the image's kind for blend_sam: colour, photo (grey) or grey
         self._sam_low_res = None  # sam_head's last answer for the object, its next mask prompt
         self._landscape = None
         self.cache = _FeatureCache(cache_size)
@@ -1311,15 +1334,20 @@ class Predictor(BasePredictor):
         """The embedded default model, loaded from the package (no network).
 
         ``decoder_weights``: another decoder weight file (see
-        :func:`napari_inter2former.model.build_model`). Unless ``sam_head`` is given, MobileSAM's
-        prompt encoder and mask decoder come with it where the model's input is MobileSAM's.
+        :func:`napari_inter2former.model.build_model`). Unless given, MobileSAM's prompt encoder
+        and mask decoder (``sam_head``) and the photograph probe come with it where the model's
+        input is MobileSAM's.
         """
         from .model.build import build_model
+        from .model.photograph_probe import PhotographProbe
         from .model.sam_decoder import SamMaskHead
 
         model = build_model(name, pretrained=True, decoder_weights=decoder_weights)
-        if "sam_head" not in kwargs and model.image_size == IMAGE_SIZE:
-            kwargs["sam_head"] = SamMaskHead.from_pretrained()
+        if model.image_size == IMAGE_SIZE:
+            if "sam_head" not in kwargs:
+                kwargs["sam_head"] = SamMaskHead.from_pretrained()
+            if "photograph_probe" not in kwargs:
+                kwargs["photograph_probe"] = PhotographProbe.from_pretrained()
         return cls(model, **kwargs)
 
     @property
@@ -1345,15 +1373,25 @@ class Predictor(BasePredictor):
 
     def _encode(self, rgb: np.ndarray) -> None:
         self._rgb = rgb
-        self._colour = is_colour_image(rgb)
         self._image_key = image_key(rgb, self.model_id)
         self._image_features = self._encode_rgb(rgb, key=self._image_key)  # view: set by _start
+        self._kind = self._image_kind(rgb, self._image_features)
+
+    def _image_kind(self, rgb: np.ndarray, features) -> str:
+        """'colour' (:func:`is_colour_image`), 'photo' (grey, a photograph to
+        :attr:`photograph_probe`) or 'grey' (anything else: microscopy, composites)."""
+        if is_colour_image(rgb):
+            return "colour"
+        if self.photograph_probe is not None and self.blend_sam == "photo" and _is_grey(rgb):
+            if self.photograph_probe.is_photograph(features.embedding, rgb.shape[:2]):
+                return "photo"
+        return "grey"
 
     def _encode_ahead(
         self, rgb: np.ndarray, around: tuple[float, float] | None = None, turned: bool = True
     ) -> None:
         key = image_key(rgb, self.model_id)
-        self._encode_rgb(rgb, key=key)
+        features = self._encode_rgb(rgb, key=key)
         shape = rgb.shape[:2]
         view = rgb  # where the next first click is made, and turned
         if self.tiles is not None and max(shape) > self.tiles.side:
@@ -1368,7 +1406,7 @@ class Predictor(BasePredictor):
             view = np.ascontiguousarray(rgb[top:bottom, left:right])
             self._encode_rgb(view)
             self._note_tile(key, tile)
-        if turned and self.flip_ensemble is not None and not self._blends_sam(is_colour_image(rgb)):
+        if turned and self.flip_ensemble is not None and not self._blends_sam(self._image_kind(rgb, features)):
             for axes in ENSEMBLE_FLIPS:
                 self._flipped_features(view, axes)
 
@@ -1518,12 +1556,14 @@ class Predictor(BasePredictor):
         ] if self.refine_clicks else ()
         return self._logits_to_mask(logits, shrink=shrink, clicks=outline_clicks)
 
-    def _blends_sam(self, colour: bool | None = None) -> bool:
+    def _blends_sam(self, kind: str | None = None) -> bool:
         """Whether clicks are blended with :attr:`sam_head`'s answers on the current image
-        (on an image that is in colour or not, ``colour``)."""
-        colour = self._colour if colour is None else colour
+        (on an image of ``kind``, see :meth:`_image_kind`)."""
+        kind = self._kind if kind is None else kind
         return self.sam_head is not None and (
-            self.blend_sam == "always" or (self.blend_sam == "colour" and colour)
+            self.blend_sam == "always"
+            or (self.blend_sam == "photo" and kind in ("colour", "photo"))
+            or (self.blend_sam == "colour" and kind == "colour")
         )
 
     def _blend_with_sam(self, logits, clicks: list[Click]):

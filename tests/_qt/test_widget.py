@@ -482,7 +482,7 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
         split_first_click = False
         redecode = "first"
         tiles = Tiles()
-        blend_sam = "colour"
+        blend_sam = "photo"
         seen: list = []
 
         def _predict(self, click):
@@ -516,7 +516,7 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
     assert widget.split_check.isChecked() == defaults["split_first_click"].default
     assert widget.redecode_check.isChecked() == (defaults["redecode"].default is not None)
     assert widget.tiles_check.isChecked() == (defaults["tiles"].default is not None)
-    assert widget.sam_check.isChecked() == (defaults["blend_sam"].default == "colour")
+    assert widget.sam_check.isChecked() == (defaults["blend_sam"].default == "photo")
     assert defaults["refine_shrink"].default == "first"  # the box switches both
     changes = [
         [],
@@ -544,19 +544,19 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
         wait_idle(qtbot, widget)
     assert widget.runner.predictor_settings["refine_shrink"] is False
     assert predictor.seen == [
-        (None, True, True, None, True, "first", False, "first", Tiles(), "colour"),
-        (ZoomIn(), True, True, None, True, "first", False, "first", Tiles(), "colour"),
-        (None, False, True, None, True, "first", False, "first", Tiles(), "colour"),
-        (None, False, False, None, True, "first", False, "first", Tiles(), "colour"),
-        (None, False, False, "signed", True, "first", False, "first", Tiles(), "colour"),
-        (None, False, False, None, True, "first", False, "first", Tiles(), "colour"),
-        (None, False, False, None, False, "first", False, "first", Tiles(), "colour"),
-        (None, False, False, None, False, "every", False, "first", Tiles(), "colour"),
-        (None, False, False, None, False, None, False, "first", Tiles(), "colour"),
-        (None, False, False, None, False, None, True, "first", Tiles(), "colour"),
-        (None, False, False, None, False, None, True, None, Tiles(), "colour"),
-        (None, False, False, None, False, None, True, None, None, "colour"),
-        (None, False, False, None, False, None, True, None, Tiles(), "colour"),
+        (None, True, True, None, True, "first", False, "first", Tiles(), "photo"),
+        (ZoomIn(), True, True, None, True, "first", False, "first", Tiles(), "photo"),
+        (None, False, True, None, True, "first", False, "first", Tiles(), "photo"),
+        (None, False, False, None, True, "first", False, "first", Tiles(), "photo"),
+        (None, False, False, "signed", True, "first", False, "first", Tiles(), "photo"),
+        (None, False, False, None, True, "first", False, "first", Tiles(), "photo"),
+        (None, False, False, None, False, "first", False, "first", Tiles(), "photo"),
+        (None, False, False, None, False, "every", False, "first", Tiles(), "photo"),
+        (None, False, False, None, False, None, False, "first", Tiles(), "photo"),
+        (None, False, False, None, False, None, True, "first", Tiles(), "photo"),
+        (None, False, False, None, False, None, True, None, Tiles(), "photo"),
+        (None, False, False, None, False, None, True, None, None, "photo"),
+        (None, False, False, None, False, None, True, None, Tiles(), "photo"),
         (None, False, False, None, False, None, True, None, Tiles(), None),
     ]
 

@@ -217,12 +217,13 @@ class Inter2FormerWidget(QWidget):
         self.flip_combo.setCurrentIndex(self.flip_combo.findData("first"))  # the predictor's default
         self.flip_combo.currentIndexChanged.connect(self._on_flip_changed)
         self.sam_check = self._predictor_check(
-            "Blend MobileSAM on colour images",
-            "On a colour image (a photograph, stained tissue) average every click's mask with "
-            "the answer of MobileSAM's mask decoder to the same clicks: far fewer clicks on "
-            "natural images. Grey images are never blended",
+            "Blend MobileSAM on photographs",
+            "On a photograph (a colour image such as stained tissue, or a grey image the "
+            "model takes for a photograph) average every click's mask with the answer of "
+            "MobileSAM's mask decoder to the same clicks: far fewer clicks on natural images. "
+            "Grey microscopy and fluorescence composites are never blended",
             "blend_sam",
-            values=("colour", None),
+            values=("photo", None),
         )
         self.merge_check = self._predictor_check(
             "Keep earlier corrections",

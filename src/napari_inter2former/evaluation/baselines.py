@@ -55,6 +55,7 @@ DEFAULT_VARIANTS: dict[str, dict] = {
     "default-flip-first-pass": {"flip_passes": "first"},
     "default-flip-last-pass": {"flip_passes": "last"},
     "default-no-tiles": {"tiles": None},
+    "default-sam-photo": {"blend_sam": "photo"},
     "default-sam-colour": {"blend_sam": "colour"},
     "default-no-sam": {"blend_sam": None},
     "default-sam-always": {"blend_sam": "always"},
@@ -179,9 +180,10 @@ def load_predictor(spec: str, *, threads: int | None = 2) -> BasePredictor:
         ``default-flip-last-pass`` (the turned view averaged into only the first /
         the last of the first click's decodes: ``flip_passes``), ``default-no-tiles``
         (objects of images larger than the network input segmented on the whole
-        image, resized: ``tiles=None``), ``default-sam-colour`` / ``default-no-sam`` /
-        ``default-sam-always`` (every click blended with MobileSAM's mask decoder on colour
-        images, the default, / never / on every image: ``blend_sam``), ``mobilesam``,
+        image, resized: ``tiles=None``), ``default-sam-photo`` / ``default-sam-colour`` /
+        ``default-no-sam`` / ``default-sam-always`` (every click blended with MobileSAM's mask
+        decoder on photographs, the default, / on colour images / never / on every image:
+        ``blend_sam``), ``mobilesam``,
         ``random-walker``, ``fake`` (:class:`~napari_inter2former.testing.FakePredictor`),
         several variants joined by ``+`` (their settings together, e.g.
         ``default-refine-clicks+default-refine-grow-only``),
