@@ -38,7 +38,7 @@ NECK_MAX_SIDE = 256  # split_at_necks works on the region's box subsampled to at
 BLEND_SAM_RULES = ("photo", "colour", "always")
 COLOUR_SPREAD = 16  # grey levels between a pixel's channels that make it coloured
 COLOUR_SHARE = 0.1  # share of coloured pixels that makes an image a colour image
-COLOUR_CORRELATION = 0.3  # below this correlation of two channels: a composite of stains, not a photo
+BLACK_CHANNEL = 16  # a channel whose 99th percentile stays below this is black (a composite's)
 
 __all__ = [
     "Click",
@@ -988,15 +988,15 @@ def is_colour_image(
     rgb: np.ndarray,
     spread: int = COLOUR_SPREAD,
     share: float = COLOUR_SHARE,
-    correlation: float = COLOUR_CORRELATION,
+    black: int = BLACK_CHANNEL,
 ) -> bool:
     """Whether an RGB image is in colour like a photograph or a stained slide.
 
-    Grey copied to three channels is not, nor is a composite of fluorescence
-    channels (each stain in its own colour, e.g. nuclei in blue and membranes in
-    green): a photograph's channels rise and fall together with its brightness,
-    while a composite's show different structures, or nothing in a channel left
-    black.
+    Grey copied to three channels is not, nor is a composite of one or two
+    fluorescence stains shown in primary colours (e.g. nuclei in green, or
+    nuclei in blue and membranes in green), which leaves a channel black.
+    Composites of three stains, or of colours that mix channels, are not told
+    from photographs.
 
     Parameters
     ----------
@@ -1008,12 +1008,9 @@ def is_colour_image(
     share : float
         Share of coloured pixels (every 4th row and column) above which the image
         counts as colour.
-    correlation : float
-        Smallest Pearson correlation between any two channels (over the same
-        pixels) of a colour image; a channel without variation correlates with
-        nothing. Of the 769 colour photographs among the training images
-        (``coco_mval``) 22 fall below the default; composites of synthetic
-        nuclei and cells stay below 0.2.
+    black : int
+        A channel whose 99th percentile (over the same pixels) lies below this
+        is black, and the image a composite.
 
     Returns
     -------
@@ -1022,7 +1019,7 @@ def is_colour_image(
     sample = _colour_sample(rgb)
     if _coloured_share(sample, spread) <= share:
         return False
-    return _smallest_channel_correlation(sample.reshape(-1, 3)) >= correlation
+    return bool((np.percentile(sample.reshape(-1, 3), 99, axis=0) >= black).all())
 
 
 def _colour_sample(rgb: np.ndarray) -> np.ndarray:
@@ -1040,17 +1037,6 @@ def _coloured_share(sample: np.ndarray, spread: int = COLOUR_SPREAD) -> float:
 def _is_grey(rgb: np.ndarray) -> bool:
     """Whether an RGB image is (nearly) grey: too few coloured pixels for :func:`is_colour_image`."""
     return _coloured_share(_colour_sample(rgb)) <= COLOUR_SHARE
-
-
-def _smallest_channel_correlation(pixels: np.ndarray) -> float:
-    """The smallest Pearson correlation between two columns of ``pixels`` (P, 3); 0 for a constant one."""
-    centred = pixels.astype(np.float64) - pixels.mean(axis=0)
-    norms = np.sqrt((centred**2).sum(axis=0))
-    if (norms == 0).any():
-        return 0.0
-    unit = centred / norms
-    gram = unit.T @ unit
-    return float(min(gram[0, 1], gram[0, 2], gram[1, 2]))
 
 
 class Predictor(BasePredictor):

@@ -1,7 +1,7 @@
 """SAM's prompt encoder and mask decoder (as used by MobileSAM).
 
 The ``mobilesam`` baseline of the evaluation tool runs them alone; the predictor blends
-:class:`SamMaskHead`'s masks with Inter2Former's on colour images
+:class:`SamMaskHead`'s masks with Inter2Former's on photographs
 (:class:`napari_inter2former.Predictor`, ``blend_sam``).
 
 Written from the Segment Anything paper's description; parameter names follow the
