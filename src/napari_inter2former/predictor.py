@@ -1191,11 +1191,11 @@ class Predictor(BasePredictor):
         prompt, the best of three on an object's first click): on photographs
         (colour images, :func:`is_colour_image`, and grey images that
         ``photograph_probe`` takes for photographs), on colour images only, on
-        every image, or never. Default ``'photo'``. On 97 natural training images
-        blending colour images saved 3.1 / 4.7 clicks to 85 / 90 % against
-        MobileSAM's 3.2 / 5.0 on the 91 in colour, while the 6 grey ones left to the
-        Inter2Former decoder needed 8.3 / 15.2 against 4.5 / 8.5; on grey microscopy
-        SAM's answers cost clicks (``docs/evaluation.md``, sessions 22-23). Costs one
+        every image, or never. Default ``'photo'``: on 97 natural training images
+        blending the 91 in colour needed 2.6 / 3.6 clicks to 85 / 90 % (MobileSAM
+        2.6 / 3.6), while the 6 grey ones, left to the Inter2Former decoder, needed
+        6.7 / 8.5 (MobileSAM 2.8 / 5.2), blended 1.3 / 3.7; on grey microscopy SAM's
+        answers cost clicks (``docs/evaluation.md``, sessions 22-23). Costs one
         SAM mask-decoder run per click; on a blended image the ``'first'`` rules of
         ``flip_ensemble``, ``redecode`` and ``refine_shrink`` do not apply (no turned
         view is encoded), which saved clicks and time on natural images.

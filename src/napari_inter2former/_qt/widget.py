@@ -221,7 +221,7 @@ class Inter2FormerWidget(QWidget):
             "On a photograph (a colour image such as stained tissue, or a grey image the "
             "model takes for a photograph) average every click's mask with the answer of "
             "MobileSAM's mask decoder to the same clicks: far fewer clicks on natural images. "
-            "Grey microscopy and fluorescence composites are never blended",
+            "Grey microscopy and composites of one or two fluorescence stains are never blended",
             "blend_sam",
             values=("photo", None),
         )
