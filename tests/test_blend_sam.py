@@ -90,11 +90,16 @@ def test_grey_images_the_probe_takes_for_photographs_are_blended(photograph):
     predictor.add_click(40, 80)
     assert probe.calls == [(96, 160)]
     assert len(head.calls) == int(photograph)
-    # blend_sam='colour': grey images are never blended, the probe not asked
+    # blend_sam='colour': grey images are never blended
     probe = ProbeStub(True)
     predictor, head = blend_predictor(grey, photograph_probe=probe, blend_sam="colour")
     predictor.add_click(40, 80)
-    assert probe.calls == [] and head.calls == []
+    assert head.calls == []
+    # the widget sets blend_sam on the predictor while the image stays set
+    predictor.blend_sam = "photo"
+    predictor.reset()
+    predictor.add_click(40, 80)
+    assert len(head.calls) == 1
 
 
 def test_the_probe_decides_only_for_grey_images():

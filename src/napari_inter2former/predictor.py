@@ -1016,27 +1016,23 @@ def is_colour_image(
     -------
     bool
     """
-    sample = _colour_sample(rgb)
-    if _coloured_share(sample, spread) <= share:
-        return False
-    return bool((np.percentile(sample.reshape(-1, 3), 99, axis=0) >= black).all())
+    return _colour_kind(rgb, spread, share, black) == "colour"
 
 
-def _colour_sample(rgb: np.ndarray) -> np.ndarray:
-    """Every 4th row and column of an RGB image, as int16."""
-    return np.asarray(rgb)[::4, ::4, :3].astype(np.int16)
-
-
-def _coloured_share(sample: np.ndarray, spread: int = COLOUR_SPREAD) -> float:
-    """Share of pixels whose channels lie more than ``spread`` grey levels apart."""
-    if sample.size == 0:
-        return 0.0
-    return float(((sample.max(axis=-1) - sample.min(axis=-1)) > spread).mean())
-
-
-def _is_grey(rgb: np.ndarray) -> bool:
-    """Whether an RGB image is (nearly) grey: too few coloured pixels for :func:`is_colour_image`."""
-    return _coloured_share(_colour_sample(rgb)) <= COLOUR_SHARE
+def _colour_kind(
+    rgb: np.ndarray,
+    spread: int = COLOUR_SPREAD,
+    share: float = COLOUR_SHARE,
+    black: int = BLACK_CHANNEL,
+) -> str:
+    """'grey' (too few coloured pixels), 'composite' (a black channel) or 'colour'
+    (:func:`is_colour_image`'s rule and parameters)."""
+    sample = np.asarray(rgb)[::4, ::4, :3].astype(np.int16)
+    if sample.size == 0 or ((sample.max(axis=-1) - sample.min(axis=-1)) > spread).mean() <= share:
+        return "grey"
+    if (np.percentile(sample.reshape(-1, 3), 99, axis=0) < black).any():
+        return "composite"
+    return "colour"
 
 
 class Predictor(BasePredictor):
@@ -1365,10 +1361,13 @@ class Predictor(BasePredictor):
 
     def _image_kind(self, rgb: np.ndarray, features) -> str:
         """'colour' (:func:`is_colour_image`), 'photo' (grey, a photograph to
-        :attr:`photograph_probe`) or 'grey' (anything else: microscopy, composites)."""
-        if is_colour_image(rgb):
+        :attr:`photograph_probe`) or 'grey' (anything else: microscopy, composites).
+
+        Independent of :attr:`blend_sam`, which may change while the image stays set."""
+        kind = _colour_kind(rgb)
+        if kind == "colour":
             return "colour"
-        if self.photograph_probe is not None and self.blend_sam == "photo" and _is_grey(rgb):
+        if kind == "grey" and self.photograph_probe is not None:
             if self.photograph_probe.is_photograph(features.embedding, rgb.shape[:2]):
                 return "photo"
         return "grey"
