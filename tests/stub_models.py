@@ -110,23 +110,34 @@ class SamHeadStub(torch.nn.Module):
     ``box`` (top, bottom, left, right) in pixels of the ``image_size`` input; the
     low-res answer has side ``image_size // 4`` (SAM's: 256 for 1024), its logits
     +-10 plus 0.001 x the call's number (so that answers can be told apart).
+    ``first_boxes`` and ``first_scores``: the candidates (boxes as ``box``) and their
+    predicted IoUs when there is no mask prompt (default: ``box`` alone, score 1).
     ``calls`` records (points, labels, mask_input) of each call.
     """
 
-    def __init__(self, image_size: int = 128, box=(16, 64, 32, 96)):
+    def __init__(self, image_size: int = 128, box=(16, 64, 32, 96), first_boxes=None, first_scores=None):
         super().__init__()
         self.input_size = (image_size, image_size)
         self.low_side = image_size // 4
         self.box = box
+        self.first_boxes = [box] if first_boxes is None else list(first_boxes)
+        self.first_scores = [1.0] * len(self.first_boxes) if first_scores is None else list(first_scores)
         self.calls = []
 
     def mask_prompt(self, mask):
         share = torch.nn.functional.adaptive_avg_pool2d(mask.float(), self.low_side)
         return (2.0 * share - 1.0) * 8.0
 
-    def forward(self, embedding, points, labels, mask_input=None, multimask=None):
+    def candidates(self, embedding, points, labels, mask_input=None, multimask=None):
         self.calls.append((points.clone(), labels.clone(), None if mask_input is None else mask_input.clone()))
-        top, bottom, left, right = (v // 4 for v in self.box)
-        low = torch.full((1, 1, self.low_side, self.low_side), -10.0)
-        low[..., top:bottom, left:right] = 10.0
-        return low + 0.001 * len(self.calls), torch.ones(1, 1)
+        boxes, scores = (self.first_boxes, self.first_scores) if mask_input is None else ([self.box], [1.0])
+        low = torch.full((1, len(boxes), self.low_side, self.low_side), -10.0)
+        for i, box in enumerate(boxes):
+            top, bottom, left, right = (v // 4 for v in box)
+            low[:, i, top:bottom, left:right] = 10.0
+        return low + 0.001 * len(self.calls), torch.tensor([scores])
+
+    def forward(self, embedding, points, labels, mask_input=None, multimask=None):
+        low, scores = self.candidates(embedding, points, labels, mask_input, multimask)
+        best = int(scores[0].argmax())
+        return low[:, best : best + 1], scores

@@ -136,6 +136,22 @@ def test_every_click_goes_to_the_head_with_all_clicks_and_its_last_answer():
     assert head.calls[3][2] is None  # a new object starts afresh
 
 
+@pytest.mark.parametrize("agreement, picked", [(0.0, "far"), (0.3, "near")])
+def test_sams_first_mask_is_picked_by_its_score_plus_its_agreement_with_the_decoder(agreement, picked):
+    # the decoder's first mask here: about 80 px around (32, 40) of the 128-px grid
+    boxes = {"far": (16, 64, 64, 112), "near": (24, 40, 32, 48)}  # disjoint / IoU about 0.3
+    from stub_models import SamHeadStub
+
+    head = SamHeadStub(first_boxes=[boxes["far"], boxes["near"]], first_scores=[0.9, 0.85])
+    predictor, _ = blend_predictor(colour_image(), sam_head=head, sam_agreement=agreement)
+    predictor.add_click(40, 50)
+    predictor.add_click(20, 20, positive=False)
+    prompt = head.calls[1][2][0, 0] > 0  # the picked first answer is the second click's mask prompt
+    rows, cols = np.nonzero(prompt.numpy())
+    top, bottom, left, right = (v // 4 for v in boxes[picked])
+    assert (rows.min(), rows.max() + 1, cols.min(), cols.max() + 1) == (top, bottom, left, right)
+
+
 def test_the_blend_weighs_the_two_answers():
     image = colour_image()
 
@@ -172,6 +188,8 @@ def test_bad_blend_settings():
         Predictor(EmbeddingModel(), blend_sam="grey")
     with pytest.raises(ValueError, match="sam_weight"):
         Predictor(EmbeddingModel(), sam_weight=1.5)
+    with pytest.raises(ValueError, match="sam_agreement"):
+        Predictor(EmbeddingModel(), sam_agreement=-0.1)
     with pytest.raises(ValueError, match="sam_head"):
         Predictor(EmbeddingModel(), sam_head=SamHeadStub(image_size=1024))
 

@@ -59,6 +59,7 @@ DEFAULT_VARIANTS: dict[str, dict] = {
     "default-sam-colour": {"blend_sam": "colour"},
     "default-no-sam": {"blend_sam": None},
     "default-sam-always": {"blend_sam": "always"},
+    "default-sam-score": {"sam_agreement": 0.0},
 }
 MODEL_NAMES = (*DEFAULT_VARIANTS, "mobilesam", "random-walker", "fake")
 

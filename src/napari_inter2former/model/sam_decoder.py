@@ -520,11 +520,29 @@ class SamMaskHead(nn.Module):
         low_res : Tensor (1, 1, 4h, 4w), logits
         iou_pred : Tensor (1, 3 or 1), the predicted IoUs of the outputs it chose from
         """
+        low_res, iou_pred = self.candidates(embedding, points, labels, mask_input, multimask)
+        best = int(iou_pred[0].argmax())
+        return low_res[:, best : best + 1], iou_pred
+
+    @torch.no_grad()
+    def candidates(
+        self,
+        embedding: torch.Tensor,
+        points: torch.Tensor,
+        labels: torch.Tensor,
+        mask_input: torch.Tensor | None = None,
+        multimask: bool | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every output for one image's clicks (:meth:`forward` picks one of them).
+
+        Parameters are :meth:`forward`'s.
+
+        Returns
+        -------
+        low_res : Tensor (1, 3 or 1, 4h, 4w), logits
+        iou_pred : Tensor (1, 3 or 1)
+        """
         if multimask is None:
             multimask = mask_input is None
         sparse, dense = self.prompt_encoder((points, labels), mask_input)
-        low_res, iou_pred = self.mask_decoder(
-            embedding, self.prompt_encoder.get_dense_pe(), sparse, dense, multimask
-        )
-        best = int(iou_pred[0].argmax())
-        return low_res[:, best : best + 1], iou_pred
+        return self.mask_decoder(embedding, self.prompt_encoder.get_dense_pe(), sparse, dense, multimask)
