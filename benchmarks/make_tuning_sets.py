@@ -2,7 +2,7 @@
 
     python benchmarks/make_tuning_sets.py /tmp/tune
 
-Six sets in the evaluation tool's layout (``NAME/images``, ``NAME/masks``):
+Nine sets in the evaluation tool's layout (``NAME/images``, ``NAME/masks``):
 
 - ``nucs``: 8 generated images of small nuclei, ``synthetic_image(41000 + i,
   size_range=(256, 256), diameter_range=(30, 70), kind="nuclei")``
@@ -13,6 +13,11 @@ Six sets in the evaluation tool's layout (``NAME/images``, ``NAME/masks``):
 - ``nucs_green``: the images of ``nucs`` in the green channel of an RGB image
   (red and blue black), as a one-stain fluorescence composite exported from an
   image viewer (``--max-objects 4``): fluorescence composites are not blended with SAM;
+- ``nucs_rgb``: the images of ``nucs`` in blue with generated membranes in green and
+  other nuclei in red (``synthetic_image(43000 + i, kind="cells")`` and ``(44000 + i,
+  kind="nuclei")``, :func:`~napari_inter2former.training.synthetic.stain_composite`): a
+  three-stain composite, which leaves no channel black; the objects are those of ``nucs``
+  (``--max-objects 4``);
 - ``nucbig``: 2 large generated images of small nuclei, ``synthetic_image(52000 + i,
   size_range=(2048, 2048), diameter_range=(12, 20), kind="nuclei")`` (25-55 px per
   nucleus at the image's resolution; ``--max-objects 8``): the tiles of large images;
@@ -37,18 +42,20 @@ import numpy as np
 import tifffile
 
 from napari_inter2former.evaluation.datasets import normalize_intensity
-from napari_inter2former.training.synthetic import synthetic_image
+from napari_inter2former.training.synthetic import stain_composite, synthetic_image
 
 GENERATED = {
     "nucs": dict(seed=41000, count=8, diameter_range=(30, 70)),
     "nucs_green": dict(seed=41000, count=8, diameter_range=(30, 70), green=True),
+    "nucs_rgb": dict(seed=41000, count=8, diameter_range=(30, 70), stains=True),
     "nuc256": dict(seed=40000, count=6, diameter_range=(60, 140)),
     "nucbig": dict(seed=52000, count=2, diameter_range=(12, 20), size=2048),
 }
 
 
 def write_generated(
-    out: Path, name: str, seed: int, count: int, diameter_range, size: int = 256, green: bool = False
+    out: Path, name: str, seed: int, count: int, diameter_range, size: int = 256, green: bool = False,
+    stains: bool = False,
 ) -> None:
     for sub in ("images", "masks"):
         (out / name / sub).mkdir(parents=True, exist_ok=True)
@@ -57,12 +64,23 @@ def write_generated(
             seed + i, size_range=(size, size), diameter_range=diameter_range, kind="nuclei"
         )
         stem = f"{name}_{i:02d}.tif"
-        image = sample.image
+        image, labels = sample.image, sample.labels
         if green:
             image = np.zeros((*image.shape, 3), np.uint8)
             image[..., 1] = normalize_intensity(sample.image)
+        if stains:
+            others = [
+                synthetic_image(s + i, size_range=(size, size), kind=kind).image
+                for s, kind in ((43000, "cells"), (44000, "nuclei"))
+            ]
+            rows = min(a.shape[0] for a in (image, *others))
+            cols = min(a.shape[1] for a in (image, *others))
+            image = stain_composite(
+                [a[:rows, :cols] for a in (image, *others)], ((0, 0, 1), (0, 1, 0), (1, 0, 0))
+            )
+            labels = labels[:rows, :cols]
         tifffile.imwrite(out / name / "images" / stem, image)
-        tifffile.imwrite(out / name / "masks" / stem, sample.labels)
+        tifffile.imwrite(out / name / "masks" / stem, labels)
 
 
 def main() -> None:

@@ -48,49 +48,8 @@ def grey_photograph(rgb: np.ndarray) -> np.ndarray:
     return to_rgb_uint8(np.clip(np.round(luminance), 0, 255).astype(np.uint8))
 
 
-def colour_photograph(image: np.ndarray) -> np.ndarray:
-    return to_rgb_uint8(image, channel_axis=-1 if image.ndim == 3 else None)
-
-
 def microscopy(image: np.ndarray) -> np.ndarray:
     return to_rgb_uint8(normalize_intensity(image))
-
-
-# stains' colours in fluorescence composites that leave no channel black
-COMPOSITE_COLOURS = [
-    ((0, 0, 1), (0, 1, 0), (1, 0, 0)),
-    ((1, 0, 1), (0, 1, 0)),
-    ((0, 1, 1), (1, 0, 1), (1, 1, 0)),
-    ((0, 0, 1), (1, 1, 0)),
-    ((1, 0, 1), (0, 1, 1)),
-]
-
-
-def composite(stains, colours) -> np.ndarray:
-    """Stains (2-D, one shape) stretched as the evaluation does and added in ``colours``."""
-    rgb = sum(
-        normalize_intensity(stain)[..., None].astype(np.float64) * np.asarray(colour, np.float64)
-        for stain, colour in zip(stains, colours)
-    )
-    return np.clip(np.round(rgb), 0, 255).astype(np.uint8)
-
-
-def synthetic_composite(seed: int) -> np.ndarray:
-    """Two or three generated stains (nuclei, cells, nuclei) of one size in one composite."""
-    colours = COMPOSITE_COLOURS[seed % len(COMPOSITE_COLOURS)]
-    size = int(np.random.default_rng(seed).integers(128, 513))
-    kinds = ("nuclei", "cells", "nuclei")[: len(colours)]
-    stains = [
-        synthetic_image(3 * seed + i, kind=kind, size_range=(size, size)).image
-        for i, kind in enumerate(kinds)
-    ]
-    return composite(crop_common(*stains), colours)
-
-
-def crop_common(*planes):
-    rows = min(p.shape[0] for p in planes)
-    cols = min(p.shape[1] for p in planes)
-    return [p[:rows, :cols] for p in planes]
 
 
 def collect(data_root: Path, tune: Path):
@@ -100,20 +59,6 @@ def collect(data_root: Path, tune: Path):
     for path in files[::4]:
         name = Path(path).name
         yield name, lambda p=path: grey_photograph(read_array(p)), 1, name in held
-    for path in sorted(set(files[2::4]) | {f for f in files if Path(f).name in held}):
-        name = Path(path).name
-        yield f"colour/{name}", lambda p=path: colour_photograph(read_array(p)), 1, name in held
-    volumes = [tifffile.imread(p) for p in sorted((data_root / "train" / "plantseg" / "images").glob("*.tif"))]
-    depth = min(v.shape[0] for v in volumes)
-    for i, z in enumerate(range(0, depth, max(1, depth // 10))):
-        colours = COMPOSITE_COLOURS[i % len(COMPOSITE_COLOURS)]
-        yield f"composite-plantseg:{z}", lambda z=z, c=colours: composite(
-            crop_common(*[volumes[j % len(volumes)][z] for j in range(len(c))]), c
-        ), 0, False
-    for seed in range(40):
-        yield f"composite-synthetic-{seed}", lambda s=seed: synthetic_composite(s), 0, False
-    for seed in range(9000, 9010):
-        yield f"composite-synthetic-{seed}", lambda s=seed: synthetic_composite(s), 0, True
     for path in sorted((data_root / "train" / "plantseg" / "images").glob("*.tif")):
         volume = tifffile.imread(path)
         for z in range(0, volume.shape[0], max(1, volume.shape[0] // 10)):

@@ -1192,7 +1192,7 @@ class Predictor(BasePredictor):
     blend_sam : {'photo', 'colour', 'always'} or None
         Average every click's probabilities with ``sam_head``'s answer to the same
         clicks (all of them as point prompts, its previous answer as the mask
-        prompt, the best of three on an object's first click): on photographs
+        prompt, one of three on an object's first click, see ``sam_agreement``): on photographs
         (colour images, :func:`is_colour_image`, and grey images that
         ``photograph_probe`` takes for photographs), on colour images only, on
         every image, or never. Default ``'photo'``: on 97 natural training images

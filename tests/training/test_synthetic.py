@@ -80,3 +80,15 @@ def test_bad_inputs():
         synthetic_image(0, size_range=(300, 100))
     with pytest.raises(ValueError, match="diameter_range"):
         synthetic_image(0, diameter_range=(0, 10))
+
+
+def test_stain_composites_add_the_stretched_stains_in_their_colours():
+    from napari_inter2former.training.synthetic import stain_composite
+
+    ramp = np.tile(np.linspace(0, 1000, 50), (10, 1))
+    flat = np.zeros((10, 50))
+    rgb = stain_composite([ramp, ramp[:, ::-1], flat], [(1, 0, 1), (0, 1, 0), (0, 0, 1)])
+    assert rgb.dtype == np.uint8 and rgb.shape == (10, 50, 3)
+    np.testing.assert_array_equal(rgb[..., 0], rgb[..., 2])  # magenta: red and blue alike
+    assert rgb[0, -1, 0] == 255 and rgb[0, 0, 0] == 0 and rgb[0, 0, 1] == 255  # stretched to 0-255
+

@@ -36,7 +36,7 @@ from scipy import ndimage as ndi
 
 from ..constants import IMAGE_SIZE
 
-__all__ = ["KINDS", "SyntheticImage", "synthetic_image"]
+__all__ = ["KINDS", "SyntheticImage", "stain_composite", "synthetic_image"]
 
 KINDS = ("nuclei", "cells")
 MIN_DIAMETER_PX = 5.0  # smallest object diameter in image pixels
@@ -376,3 +376,27 @@ def synthetic_image(
         }
     )
     return SyntheticImage(image=image, labels=labels, meta=meta)
+
+
+def stain_composite(stains, colours) -> np.ndarray:
+    """An RGB composite of fluorescence channels, as an image viewer exports one.
+
+    Parameters
+    ----------
+    stains : sequence of ndarray (M, N)
+        One 2-D image per stain, of one shape; each is stretched between its 1st and
+        99.8th percentiles (as the evaluation does) to [0, 255].
+    colours : sequence of (r, g, b)
+        Each stain's colour, components in [0, 1]; the channels add up (clipped at 255).
+
+    Returns
+    -------
+    ndarray (M, N, 3), uint8
+    """
+    from ..evaluation.datasets import normalize_intensity
+
+    rgb = np.zeros((*np.shape(stains[0]), 3))
+    for stain, colour in zip(stains, colours):
+        rgb += normalize_intensity(stain)[..., None] * np.asarray(colour, np.float64)
+    return np.clip(np.round(rgb), 0, 255).astype(np.uint8)
+
