@@ -7,8 +7,9 @@ On an object's first click SAM's mask decoder offers three masks; the blend keep
 the highest predicted IoU plus ``sam_agreement`` times its IoU with the Inter2Former decoder's
 mask (``Predictor(sam_agreement=...)``; 0 is SAM's own rule). For every ``step``-th photograph
 of ``train/coco_mval`` from the ``start``-th on (default: 200 photographs, none of the tuning
-set ``coco100`` of ``make_tuning_sets.py``, six of ``coco25``), one encoding per image, the evaluation's first click (the object's deepest point) under each weight;
-prints the mean IoU and the share of objects at 85 / 90 %. About 8 s per image on one core.
+set ``coco100`` of ``make_tuning_sets.py``, six of ``coco25``), one encoding per image, the
+evaluation's first click (the object's deepest point) under each weight; prints the mean IoU
+and the share of objects at 85 / 90 %. About 8 s per image on one core.
 """
 
 import argparse

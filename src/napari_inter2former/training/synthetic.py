@@ -399,4 +399,3 @@ def stain_composite(stains, colours) -> np.ndarray:
     for stain, colour in zip(stains, colours):
         rgb += normalize_intensity(stain)[..., None] * np.asarray(colour, np.float64)
     return np.clip(np.round(rgb), 0, 255).astype(np.uint8)
-
