@@ -1211,7 +1211,7 @@ class Predictor(BasePredictor):
         predicted IoU plus ``sam_agreement`` times its IoU with the Inter2Former
         decoder's mask for the same click. 0: predicted IoU alone (SAM's own rule).
         Default 0.3: on 200 natural training images the first click's mean IoU went
-        from 0.69 to 0.75 (``docs/evaluation.md``, session 24).
+        from 0.68 to 0.75 (``docs/evaluation.md``, session 24).
     """
 
     def __init__(
