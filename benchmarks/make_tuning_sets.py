@@ -2,7 +2,7 @@
 
     python benchmarks/make_tuning_sets.py /tmp/tune
 
-Nine sets in the evaluation tool's layout (``NAME/images``, ``NAME/masks``):
+Ten sets in the evaluation tool's layout (``NAME/images``, ``NAME/masks``):
 
 - ``nucs``: 8 generated images of small nuclei, ``synthetic_image(41000 + i,
   size_range=(256, 256), diameter_range=(30, 70), kind="nuclei")``
@@ -26,6 +26,10 @@ Nine sets in the evaluation tool's layout (``NAME/images``, ``NAME/masks``):
 - ``coco25``: every 33rd image of ``train/coco_mval`` (25 natural images, one object each);
 - ``coco100``: every 8th image from the 5th on, less those of ``coco25`` (97 natural
   images): colour-image settings;
+- ``cocobig``: large objects like those of GrabCut: of the ``train/coco_mval`` images
+  outside ``coco25``, ``coco100`` and every 4th from the 3rd on (the 200 photographs of
+  ``benchmarks/sam_agreement.py``), the first of each photograph whose object covers at
+  least 15 % of the image (150), every 3rd (50 natural images);
 - ``blobs``: the training image ``train/bian/blobs`` (63 small blobs of ~500 px, 254x256;
   all objects).
 
@@ -41,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from napari_inter2former.evaluation.datasets import normalize_intensity
+from napari_inter2former.evaluation.datasets import normalize_intensity, read_array
 from napari_inter2former.training.synthetic import stain_composite, synthetic_image
 
 GENERATED = {
@@ -96,8 +100,25 @@ def main() -> None:
     stems = sorted(p.stem for p in (train / "coco_mval" / "images").iterdir())
     copy_pairs(train / "coco_mval", out / "coco25", stems[::33])
     copy_pairs(train / "coco_mval", out / "coco100", [s for s in stems[4::8] if s not in stems[::33]])
+    copy_pairs(train / "coco_mval", out / "cocobig", large_objects(
+        train / "coco_mval", stems, set(stems[::33]) | set(stems[4::8]) | set(stems[2::4]))[::3])
     copy_pairs(train / "bian", out / "blobs", ["blobs"])
-    print(f"wrote {', '.join([*GENERATED, 'nuc1135', 'coco25', 'coco100', 'blobs'])} under {out}")
+    names = [*GENERATED, "nuc1135", "coco25", "coco100", "cocobig", "blobs"]
+    print(f"wrote {', '.join(names)} under {out}")
+
+
+def large_objects(source: Path, stems: list[str], exclude: set[str], fraction: float = 0.15) -> list[str]:
+    """The first stem of each photograph whose object covers ``fraction`` of the image or more."""
+    masks = {p.stem: p for p in (source / "masks").iterdir()}
+    photographs, found = set(), []
+    for stem in stems:
+        photograph = stem.rsplit("_", 1)[-1]
+        if stem in exclude or photograph in photographs:
+            continue
+        if (read_array(masks[stem]) > 0).mean() >= fraction:
+            photographs.add(photograph)
+            found.append(stem)
+    return found
 
 
 def copy_pairs(source: Path, target: Path, stems: list[str]) -> None:

@@ -3,18 +3,21 @@
     python benchmarks/train_photograph_probe.py [--data-root ../shared/data] [--tune /tmp/tune]
         [--cache /tmp/probe_embeddings.npz] [--out src/napari_inter2former/weights]
 
-Photographs: every 4th of the ``train/coco_mval`` images (one photograph each), made grey
-(luminance), those of the tuning sets ``coco25`` / ``coco100`` held out. Microscopy: 10
-planes of each ``train/plantseg`` volume, the ``train/bian`` images and 60 generated
-images (``synthetic_image(seed, kind=nuclei | cells, size_range=(128, 512))``, seeds
-0-59), all stretched between their 1st and 99.8th percentiles as the evaluation does.
-Held out as well: the generated tuning sets ``nucs``, ``nuc256`` and ``nucbig``
+Photographs: one image of each photograph of ``train/coco_mval`` (the first of the
+objects cut from it), made grey (luminance); the photographs of the tuning sets
+``coco25`` / ``coco100`` held out. Microscopy: ``--planes`` planes of each
+``train/plantseg`` volume, the ``train/bian`` images and ``--synthetic`` generated images
+(``synthetic_image(seed, kind=nuclei | cells, size_range=(128, 512))``; from seed 60 on,
+every 4th inverted: dark objects on a bright ground, as in brightfield), all stretched
+between their 1st and 99.8th percentiles as the evaluation does. Held out as well: the
+generated tuning sets ``nucs``, ``nuc256`` and ``nucbig``
 (``benchmarks/make_tuning_sets.py``; seeds outside the generator's training range).
 Features: :func:`~napari_inter2former.model.photograph_probe.embedding_statistics` of
 the TinyViT embedding; a logistic regression (L2 0.01, L-BFGS) on the standardised
 features. Writes ``photograph_probe.safetensors`` and its ``weights.json`` entry, and
-prints the held-out figures. Encoding the ~300 images takes about 20 min (about 4 s per
-image on one core of the 2-core development machine).
+prints the held-out figures. Encoding the images takes about 3 s each on one core of the
+2-core development machine; ``--shard 0/2`` and ``--shard 1/2`` encode two halves in
+parallel into two caches, which a last run reads (``--cache A --cache B``).
 """
 
 import argparse
@@ -48,56 +51,80 @@ def grey_photograph(rgb: np.ndarray) -> np.ndarray:
     return to_rgb_uint8(np.clip(np.round(luminance), 0, 255).astype(np.uint8))
 
 
-def microscopy(image: np.ndarray) -> np.ndarray:
-    return to_rgb_uint8(normalize_intensity(image))
+def microscopy(image: np.ndarray, invert: bool = False) -> np.ndarray:
+    rgb = to_rgb_uint8(normalize_intensity(image))
+    return 255 - rgb if invert else rgb
 
 
-def collect(data_root: Path, tune: Path):
+def photo_id(name: str) -> str:
+    """The COCO photograph a ``coco_mval`` file comes from (several objects share one)."""
+    return Path(name).stem.rsplit("_", 1)[-1]
+
+
+def collect(data_root: Path, tune: Path, planes: int = 10, synthetic: int = 60):
     """(name, rgb, is_photograph, held_out) of every image, lazily."""
-    held = {p.name for s in ("coco25", "coco100") for p in (tune / s / "images").glob("*")}
-    files = sorted(glob.glob(str(data_root / "train" / "coco_mval" / "images" / "*")))
-    for path in files[::4]:
+    held = {photo_id(p.name) for s in ("coco25", "coco100") for p in (tune / s / "images").glob("*")}
+    seen = set()
+    for path in sorted(glob.glob(str(data_root / "train" / "coco_mval" / "images" / "*"))):
         name = Path(path).name
-        yield name, lambda p=path: grey_photograph(read_array(p)), 1, name in held
+        if photo_id(name) in seen:
+            continue
+        seen.add(photo_id(name))
+        yield name, lambda p=path: grey_photograph(read_array(p)), 1, photo_id(name) in held
     for path in sorted((data_root / "train" / "plantseg" / "images").glob("*.tif")):
         volume = tifffile.imread(path)
-        for z in range(0, volume.shape[0], max(1, volume.shape[0] // 10)):
+        for z in range(0, volume.shape[0], max(1, volume.shape[0] // planes)):
             yield f"{path.name}:{z}", lambda v=volume, z=z: microscopy(v[z]), 0, False
     for path in sorted((data_root / "train" / "bian" / "images").glob("*.tif")):
         yield path.name, lambda p=path: microscopy(tifffile.imread(p)), 0, False
-    for seed in range(60):
+    for seed in range(synthetic):
         kind = ("nuclei", "cells")[seed % 2]
-        yield f"synthetic-{kind}-{seed}", lambda s=seed, k=kind: microscopy(
-            synthetic_image(s, kind=k, size_range=(128, 512)).image
+        inverted = seed >= 60 and seed % 4 == 3  # dark objects on a bright ground, as in brightfield
+        yield f"synthetic-{kind}-{seed}{'-inverted' * inverted}", lambda s=seed, k=kind, i=inverted: (
+            microscopy(synthetic_image(s, kind=k, size_range=(128, 512)).image, invert=i)
         ), 0, False
     for name in ("nucs", "nuc256", "nucbig"):
         for path in sorted((tune / name / "images").glob("*")):
             yield f"{name}/{path.name}", lambda p=path: microscopy(read_array(p)), 0, True
 
 
-def embed_all(items, cache: Path | None):
-    """Embedding statistics of every item (read from / added to ``cache``)."""
+def embed_all(items, caches: list[Path], shard: tuple[int, int] = (0, 1)):
+    """Embedding statistics of every item of this ``shard`` (k, n: every nth from the kth).
+
+    Read from the ``caches``; what is new is added to the first of them.
+    """
     known = {}
-    if cache is not None and cache.is_file():
-        stored = np.load(cache)
-        known = dict(zip(stored["name"].tolist(), stored["X"]))
-    model = Predictor.from_pretrained(blend_sam=None, photograph_probe=None).model
+    for cache in caches:
+        if cache.is_file():
+            stored = np.load(cache)
+            known.update(zip(stored["name"].tolist(), stored["X"]))
+    cache = caches[0] if caches else None
+
+    def save():
+        if cache is not None:
+            np.savez(cache, name=np.array(list(known)), X=np.array(list(known.values())))
+
+    model, new = None, 0
     names, X, y, held = [], [], [], []
     for i, (name, load, label, held_out) in enumerate(items):
+        if i % shard[1] != shard[0]:
+            continue
         if name not in known:
+            if model is None:
+                model = Predictor.from_pretrained(blend_sam=None, photograph_probe=None).model
             rgb = load()
             with torch.inference_mode():
                 embedding = model.encode(model.preprocess(rgb)).embedding
             known[name] = embedding_statistics(embedding, rgb.shape[:2]).numpy()
             print(f"{i:4d} {name}", flush=True)
-            if cache is not None and i % 20 == 0:
-                np.savez(cache, name=np.array(list(known)), X=np.array(list(known.values())))
+            new += 1
+            if new % 20 == 0:
+                save()
         names.append(name)
         X.append(known[name])
         y.append(label)
         held.append(held_out)
-    if cache is not None:
-        np.savez(cache, name=np.array(list(known)), X=np.array(list(known.values())))
+    save()
     return names, np.array(X), np.array(y), np.array(held)
 
 
@@ -126,11 +153,21 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=Path("../shared/data"))
     parser.add_argument("--tune", type=Path, default=Path("/tmp/tune"),
                         help="the tuning sets (benchmarks/make_tuning_sets.py)")
-    parser.add_argument("--cache", type=Path, default=None, help="embedding statistics cache (.npz)")
+    parser.add_argument("--cache", type=Path, action="append", default=[],
+                        help="embedding statistics cache (.npz); repeat to read several, "
+                        "new ones go to the first")
+    parser.add_argument("--planes", type=int, default=10, help="planes of each plantseg volume")
+    parser.add_argument("--synthetic", type=int, default=60, help="generated microscopy images")
+    parser.add_argument("--shard", default="0/1",
+                        help="k/n: only encode every nth image from the kth into the cache, then stop")
     parser.add_argument("--out", type=Path, default=None,
                         help="write the probe here and record it (default: only report)")
     args = parser.parse_args()
-    names, X, y, held = embed_all(list(collect(args.data_root, args.tune)), args.cache)
+    shard = tuple(int(v) for v in args.shard.split("/"))
+    items = list(collect(args.data_root, args.tune, args.planes, args.synthetic))
+    names, X, y, held = embed_all(items, args.cache, shard)
+    if shard[1] > 1:
+        return
     probe = fit(X[~held], y[~held])
     stats = torch.tensor(X, dtype=torch.float32)
     logits = ((stats - probe.mean) / probe.scale) @ probe.weight + probe.bias
