@@ -152,23 +152,47 @@ def test_sams_first_mask_is_picked_by_its_score_plus_its_agreement_with_the_deco
     assert (rows.min(), rows.max() + 1, cols.min(), cols.max() + 1) == (top, bottom, left, right)
 
 
+def first_click_grid_mask(image, sam_head=None, **settings):
+    """The first click's foreground on the 128-px network grid."""
+    predictor, head = blend_predictor(image, sam_head=sam_head, **settings)
+    predictor.add_click(40, 50)
+    assert len(head.calls) == (settings.get("blend_sam", "photo") is not None)
+    return (predictor.last_logits > 0)[0, 0].numpy()
+
+
 def test_the_blend_weighs_the_two_answers():
     image = colour_image()
-
-    def grid_mask(**settings):  # the first click's foreground on the 128-px network grid
-        predictor, head = blend_predictor(image, **settings)
-        predictor.add_click(40, 50)
-        assert len(head.calls) == (settings.get("blend_sam", "photo") is not None)
-        return (predictor.last_logits > 0)[0, 0].numpy()
-
-    alone = grid_mask(blend_sam=None)
+    alone = first_click_grid_mask(image, blend_sam=None)
     box = np.zeros_like(alone)
     box[16:64, 32:96] = True  # the head's answer
     assert alone.any() and not np.array_equal(alone, box)
     # the stand-ins are equally sure (logits +-10): the heavier weight wins where they differ
-    np.testing.assert_array_equal(grid_mask(sam_weight=0.3), alone)
-    heavy = grid_mask(sam_weight=0.7)
+    np.testing.assert_array_equal(first_click_grid_mask(image, sam_weight=0.3, sam_weight_large=None), alone)
+    heavy = first_click_grid_mask(image, sam_weight=0.7, sam_weight_large=None)
     assert not (heavy & ~box).any() and (box & ~heavy).sum() == 4  # upsampling rounds the corners
+
+
+def test_sams_weight_rises_with_the_share_of_the_view_its_mask_covers():
+    from stub_models import SamHeadStub
+
+    image = colour_image()  # 96 x 160 px: the view is 77 x 128 px of the 128-px grid
+
+    def mask(box, **weights):
+        return first_click_grid_mask(image, sam_head=SamHeadStub(box=box), **weights)
+
+    large, small = (16, 64, 32, 96), (20, 28, 44, 52)  # 31 % and 0.6 % of the view
+    light, heavy = {"sam_weight": 0.3}, {"sam_weight": 0.7}
+    assert not np.array_equal(mask(large, sam_weight_large=None, **light), mask(large, sam_weight_large=None, **heavy))
+    np.testing.assert_array_equal(mask(large, sam_weight_large=0.7, **light), mask(large, sam_weight_large=None, **heavy))
+    assert not np.array_equal(mask(small, sam_weight_large=None, **light), mask(small, sam_weight_large=None, sam_weight=1.0))
+    np.testing.assert_array_equal(mask(small, sam_weight_large=1.0, **light), mask(small, sam_weight_large=None, **light))
+    # between 5 and 20 % of the view the weight rises linearly
+    from stub_models import EmbeddingModel
+
+    predictor = Predictor(EmbeddingModel(), sam_weight=0.4, sam_weight_large=0.8)
+    probability = torch.zeros(1, 1, 100, 100)
+    probability[..., :25, :50] = 0.9  # 12.5 %: half-way
+    assert predictor._sam_weight_for(probability) == pytest.approx(0.6)
 
 
 def test_a_prior_mask_is_the_heads_first_mask_prompt():
@@ -188,6 +212,8 @@ def test_bad_blend_settings():
         Predictor(EmbeddingModel(), blend_sam="grey")
     with pytest.raises(ValueError, match="sam_weight"):
         Predictor(EmbeddingModel(), sam_weight=1.5)
+    with pytest.raises(ValueError, match="sam_weight_large"):
+        Predictor(EmbeddingModel(), sam_weight_large=-0.5)
     with pytest.raises(ValueError, match="sam_agreement"):
         Predictor(EmbeddingModel(), sam_agreement=-0.1)
     with pytest.raises(ValueError, match="sam_head"):

@@ -60,6 +60,7 @@ DEFAULT_VARIANTS: dict[str, dict] = {
     "default-no-sam": {"blend_sam": None},
     "default-sam-always": {"blend_sam": "always"},
     "default-sam-score": {"sam_agreement": 0.0},
+    "default-sam-fixed-weight": {"sam_weight_large": None},
 }
 MODEL_NAMES = (*DEFAULT_VARIANTS, "mobilesam", "random-walker", "fake")
 
@@ -184,7 +185,9 @@ def load_predictor(spec: str, *, threads: int | None = 2) -> BasePredictor:
         image, resized: ``tiles=None``), ``default-sam-photo`` / ``default-sam-colour`` /
         ``default-no-sam`` / ``default-sam-always`` (every click blended with MobileSAM's mask
         decoder on photographs, the default, / on colour images / never / on every image:
-        ``blend_sam``), ``mobilesam``,
+        ``blend_sam``), ``default-sam-score`` (SAM's first mask picked by its predicted
+        IoU alone: ``sam_agreement=0``), ``default-sam-fixed-weight`` (SAM's weight in the
+        blend the same for large masks: ``sam_weight_large=None``), ``mobilesam``,
         ``random-walker``, ``fake`` (:class:`~napari_inter2former.testing.FakePredictor`),
         several variants joined by ``+`` (their settings together, e.g.
         ``default-refine-clicks+default-refine-grow-only``),
