@@ -46,6 +46,7 @@ import numpy as np
 import tifffile
 
 from napari_inter2former.evaluation.datasets import normalize_intensity, read_array
+from napari_inter2former.training.data import coco_image_id
 from napari_inter2former.training.synthetic import stain_composite, synthetic_image
 
 GENERATED = {
@@ -112,7 +113,7 @@ def large_objects(source: Path, stems: list[str], exclude: set[str], fraction: f
     masks = {p.stem: p for p in (source / "masks").iterdir()}
     photographs, found = set(), []
     for stem in stems:
-        photograph = stem.rsplit("_", 1)[-1]
+        photograph = coco_image_id(stem)
         if stem in exclude or photograph in photographs:
             continue
         if (read_array(masks[stem]) > 0).mean() >= fraction:

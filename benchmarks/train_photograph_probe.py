@@ -37,6 +37,7 @@ from napari_inter2former.model.photograph_probe import (
 )
 from napari_inter2former.model.weights import record_weights_file, save_weights
 from napari_inter2former.predictor import Predictor
+from napari_inter2former.training.data import coco_image_id
 from napari_inter2former.training.synthetic import synthetic_image
 from napari_inter2former.transforms import to_rgb_uint8
 
@@ -56,21 +57,16 @@ def microscopy(image: np.ndarray, invert: bool = False) -> np.ndarray:
     return 255 - rgb if invert else rgb
 
 
-def photo_id(name: str) -> str:
-    """The COCO photograph a ``coco_mval`` file comes from (several objects share one)."""
-    return Path(name).stem.rsplit("_", 1)[-1]
-
-
 def collect(data_root: Path, tune: Path, planes: int = 10, synthetic: int = 60):
     """(name, rgb, is_photograph, held_out) of every image, lazily."""
-    held = {photo_id(p.name) for s in ("coco25", "coco100") for p in (tune / s / "images").glob("*")}
+    held = {coco_image_id(p.name) for s in ("coco25", "coco100") for p in (tune / s / "images").glob("*")}
     seen = set()
     for path in sorted(glob.glob(str(data_root / "train" / "coco_mval" / "images" / "*"))):
         name = Path(path).name
-        if photo_id(name) in seen:
+        if coco_image_id(name) in seen:
             continue
-        seen.add(photo_id(name))
-        yield name, lambda p=path: grey_photograph(read_array(p)), 1, photo_id(name) in held
+        seen.add(coco_image_id(name))
+        yield name, lambda p=path: grey_photograph(read_array(p)), 1, coco_image_id(name) in held
     for path in sorted((data_root / "train" / "plantseg" / "images").glob("*.tif")):
         volume = tifffile.imread(path)
         for z in range(0, volume.shape[0], max(1, volume.shape[0] // planes)):

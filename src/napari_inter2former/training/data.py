@@ -43,6 +43,7 @@ __all__ = [
     "FeaturePool",
     "RawView",
     "build_pool",
+    "coco_image_id",
     "iter_synthetic_views",
     "load_real_set",
     "random_view",
@@ -69,9 +70,16 @@ class RawView:
 
 
 # ----------------------------------------------------------------------------- real data
+def coco_image_id(name: str) -> str:
+    """The COCO photograph a ``coco_mval`` file (``<object>_<image id>.<ext>``) comes from.
+
+    Several objects, each its own file, share one photograph.
+    """
+    return Path(name).stem.rsplit("_", 1)[-1]
+
+
 def _coco_is_val(stem: str, val_fraction: float) -> bool:
-    image_id = stem.rsplit("_", 1)[-1]  # several objects share one COCO image
-    return (zlib.crc32(image_id.encode()) % 1000) < val_fraction * 1000
+    return (zlib.crc32(coco_image_id(stem).encode()) % 1000) < val_fraction * 1000
 
 
 def load_real_set(
