@@ -1,4 +1,5 @@
-"""Zoom-in on small objects: the crop window, replay in the crop, undo, prior masks.
+"""Zoom-in on small objects: the crop window, replay in the crop, undo, prior masks,
+the size gate and the first-click zoom of the default.
 
 A stub model stands in for the network: its "logits" are positive exactly on
 positive click discs (code 4) and on possibly-foreground pixels (code 3), so
@@ -8,7 +9,7 @@ every mask is predictable from the clicks and the view the predictor works in.
 import numpy as np
 import pytest
 
-from napari_inter2former.predictor import Click, Predictor, ZoomIn
+from napari_inter2former.predictor import SMALL_OBJECT_ZOOM, Click, Predictor, ZoomIn
 from stub_models import ClickDiscModel
 
 
@@ -95,7 +96,64 @@ def test_no_zoom_keeps_the_whole_image():
     assert predictor.zoom_box is None and model.encoded_shapes == [(256, 256)]
 
 
-@pytest.mark.parametrize("bad", [dict(expansion=0.5), dict(min_side=0), dict(max_fraction=0)])
+def test_below_gates_the_window_by_the_objects_share_of_its_view():
+    zoom = ZoomIn(expansion=4, min_side=16, max_fraction=0.6, below=0.05)
+    mask = np.zeros((256, 256), bool)
+    mask[100:110, 50:56] = True  # spans 10 px: 0.039 of the image's side
+    assert zoom.window(mask, [], (256, 256)) == (85, 125, 33, 73)
+    assert zoom.window(mask, [], (256, 256), view_side=128) is None  # 0.078 of a 128-px view
+    mask[100:114] = True  # 14 px: 0.055
+    assert zoom.window(mask, [], (256, 256)) is None
+
+
+def test_first_click_zooms_a_small_object_at_once():
+    predictor, model = make(ZoomIn(expansion=4, min_side=16, max_fraction=0.6, below=0.1, first_click=True))
+    mask = predictor.add_click(100, 100)
+    box = predictor.zoom_box
+    assert box is not None and box[1] - box[0] < 256
+    assert model.encoded_shapes[-1] == (box[1] - box[0], box[3] - box[2])
+    # the first click replayed in the crop: the grid disc covers fewer image pixels
+    # (radius 5 of 128 grid px in a crop of about 80 px: 3 px; on the whole image 10 px)
+    assert mask[100, 100] and mask[100, 102] and not mask[100, 106]
+    assert predictor.undo_click() is None and predictor.zoom_box is None
+
+
+def test_first_click_leaves_an_object_above_below_unzoomed():
+    # the first disc spans about 20 px, 0.078 of the 256-px image
+    predictor, model = make(ZoomIn(expansion=4, min_side=16, max_fraction=0.6, below=0.05, first_click=True))
+    predictor.add_click(100, 100)
+    predictor.add_click(104, 104)
+    assert predictor.zoom_box is None and model.encoded_shapes == [(256, 256)]
+
+
+def test_without_prior_an_object_started_from_a_prior_mask_stays_unzoomed():
+    zoom = ZoomIn(expansion=4, min_side=16, max_fraction=0.6, below=0.1, first_click=True, prior=False)
+    predictor, model = make(zoom)
+    prior = np.zeros((256, 256), bool)
+    prior[60:70, 60:70] = True
+    predictor.set_prior_mask(prior)
+    predictor.add_click(65, 65)
+    assert predictor.zoom_box is None and model.encoded_shapes == [(256, 256)]
+    predictor.reset()  # a fresh object: zoomed at its first click again
+    predictor.add_click(65, 65)
+    assert predictor.zoom_box is not None
+
+
+def test_the_default_zooms_objects_under_three_tokens_from_their_first_click():
+    assert Predictor(ClickDiscModel()).zoom_in == SMALL_OBJECT_ZOOM
+    zoom = SMALL_OBJECT_ZOOM
+    assert zoom.first_click and not zoom.prior and zoom.below * 1024 == 48
+    mask = np.zeros((256, 256), bool)
+    mask[100:111, 50:56] = True  # 11 px of a 256-px image: 44 px of the 1024-px input
+    assert zoom.window(mask, [], (256, 256)) == (58, 154, 5, 101)  # at least 96 px
+    mask[100:112] = True  # 12 px: 48 px of the input
+    assert zoom.window(mask, [], (256, 256)) is None
+    assert zoom.window(mask[:100, :100], [], (100, 100)) is None  # 96 px > 0.6 of the image
+
+
+@pytest.mark.parametrize(
+    "bad", [dict(expansion=0.5), dict(min_side=0), dict(max_fraction=0), dict(below=0), dict(below=1.5)]
+)
 def test_zoom_settings_are_checked(bad):
     with pytest.raises(ValueError):
         ZoomIn(**bad)

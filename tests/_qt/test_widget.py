@@ -469,11 +469,11 @@ def test_clicks_and_actions_wait_for_a_running_encode_ahead(make_widget, qtbot):
 def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget, qtbot):
     import inspect
 
-    from napari_inter2former.predictor import Predictor, Tiles, ZoomIn
+    from napari_inter2former.predictor import SMALL_OBJECT_ZOOM, Predictor, Tiles
     from napari_inter2former.testing import FakePredictor
 
     class SettingsRecorder(FakePredictor):
-        zoom_in = None
+        zoom_in = SMALL_OBJECT_ZOOM
         keep_clicked_regions = True
         cut_at_negative_clicks = True
         merge_at_click = None
@@ -520,8 +520,8 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
     assert defaults["refine_shrink"].default == "first"  # the box switches both
     changes = [
         [],
-        [(widget.zoom_check, True)],
-        [(widget.zoom_check, False), (widget.regions_check, False)],
+        [(widget.zoom_check, False)],
+        [(widget.zoom_check, True), (widget.regions_check, False)],
         [(widget.cut_check, False)],
         [(widget.merge_check, True)],
         [(widget.merge_check, False)],
@@ -544,20 +544,20 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
         wait_idle(qtbot, widget)
     assert widget.runner.predictor_settings["refine_shrink"] is False
     assert predictor.seen == [
+        (SMALL_OBJECT_ZOOM, True, True, None, True, "first", False, "first", Tiles(), "photo"),
         (None, True, True, None, True, "first", False, "first", Tiles(), "photo"),
-        (ZoomIn(), True, True, None, True, "first", False, "first", Tiles(), "photo"),
-        (None, False, True, None, True, "first", False, "first", Tiles(), "photo"),
-        (None, False, False, None, True, "first", False, "first", Tiles(), "photo"),
-        (None, False, False, "signed", True, "first", False, "first", Tiles(), "photo"),
-        (None, False, False, None, True, "first", False, "first", Tiles(), "photo"),
-        (None, False, False, None, False, "first", False, "first", Tiles(), "photo"),
-        (None, False, False, None, False, "every", False, "first", Tiles(), "photo"),
-        (None, False, False, None, False, None, False, "first", Tiles(), "photo"),
-        (None, False, False, None, False, None, True, "first", Tiles(), "photo"),
-        (None, False, False, None, False, None, True, None, Tiles(), "photo"),
-        (None, False, False, None, False, None, True, None, None, "photo"),
-        (None, False, False, None, False, None, True, None, Tiles(), "photo"),
-        (None, False, False, None, False, None, True, None, Tiles(), None),
+        (SMALL_OBJECT_ZOOM, False, True, None, True, "first", False, "first", Tiles(), "photo"),
+        (SMALL_OBJECT_ZOOM, False, False, None, True, "first", False, "first", Tiles(), "photo"),
+        (SMALL_OBJECT_ZOOM, False, False, "signed", True, "first", False, "first", Tiles(), "photo"),
+        (SMALL_OBJECT_ZOOM, False, False, None, True, "first", False, "first", Tiles(), "photo"),
+        (SMALL_OBJECT_ZOOM, False, False, None, False, "first", False, "first", Tiles(), "photo"),
+        (SMALL_OBJECT_ZOOM, False, False, None, False, "every", False, "first", Tiles(), "photo"),
+        (SMALL_OBJECT_ZOOM, False, False, None, False, None, False, "first", Tiles(), "photo"),
+        (SMALL_OBJECT_ZOOM, False, False, None, False, None, True, "first", Tiles(), "photo"),
+        (SMALL_OBJECT_ZOOM, False, False, None, False, None, True, None, Tiles(), "photo"),
+        (SMALL_OBJECT_ZOOM, False, False, None, False, None, True, None, None, "photo"),
+        (SMALL_OBJECT_ZOOM, False, False, None, False, None, True, None, Tiles(), "photo"),
+        (SMALL_OBJECT_ZOOM, False, False, None, False, None, True, None, Tiles(), None),
     ]
 
 

@@ -23,6 +23,7 @@ __all__ = ["RandomWalkerPredictor", "load_predictor", "MODEL_NAMES"]
 DEFAULT_VARIANTS: dict[str, dict] = {
     "default": {},
     "default-zoom": {"zoom_in": True},
+    "default-no-zoom": {"zoom_in": None},
     "default-all-regions": {"keep_clicked_regions": False},
     "default-no-cut": {"cut_at_negative_clicks": False},
     "default-no-merge": {"merge_at_click": None},
@@ -148,7 +149,9 @@ def load_predictor(spec: str, *, threads: int | None = 2) -> BasePredictor:
     ----------
     spec : str
         ``default`` (the packaged Inter2Former weights), ``default-zoom`` (the same
-        with :class:`~napari_inter2former.predictor.ZoomIn`), ``default-all-regions``
+        with the session-3 zoom-in, ``ZoomIn()``: any object under 0.6 of the image
+        zoomed from its second click on), ``default-no-zoom`` (never zoomed in:
+        ``zoom_in=None``, the predictor before session 27), ``default-all-regions``
         (the same keeping every predicted region: ``keep_clicked_regions=False``),
         ``default-no-cut`` (the same without the cut at negative clicks:
         ``cut_at_negative_clicks=False``), ``default-box`` (the same with the
@@ -242,7 +245,7 @@ def _variant_settings(name: str) -> dict:
     settings = {}
     for part in name.split("+"):
         settings.update(DEFAULT_VARIANTS[part])
-    if settings.pop("zoom_in", False):
+    if settings.get("zoom_in") is True:
         from ..predictor import ZoomIn
 
         settings["zoom_in"] = ZoomIn()
