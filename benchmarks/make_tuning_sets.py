@@ -2,11 +2,14 @@
 
     python benchmarks/make_tuning_sets.py /tmp/tune
 
-Ten sets in the evaluation tool's layout (``NAME/images``, ``NAME/masks``):
+Eleven sets in the evaluation tool's layout (``NAME/images``, ``NAME/masks``):
 
 - ``nucs``: 8 generated images of small nuclei, ``synthetic_image(41000 + i,
   size_range=(256, 256), diameter_range=(30, 70), kind="nuclei")``
   (about 110 px per nucleus; evaluate with ``--max-objects 4``);
+- ``nucsmall``: 8 generated images of tiny nuclei, ``synthetic_image(46000 + i,
+  size_range=(256, 256), diameter_range=(16, 40), kind="nuclei")`` (about 20-50 px per
+  nucleus, 4-8 px across; ``--max-objects 4``): the zoom-in on small objects;
 - ``nuc256``: 6 generated images of dense nuclei, ``synthetic_image(40000 + i,
   size_range=(256, 256), diameter_range=(60, 140), kind="nuclei")``
   (``--max-objects 5``);
@@ -53,6 +56,7 @@ GENERATED = {
     "nucs": dict(seed=41000, count=8, diameter_range=(30, 70)),
     "nucs_green": dict(seed=41000, count=8, diameter_range=(30, 70), green=True),
     "nucs_rgb": dict(seed=41000, count=8, diameter_range=(30, 70), stains=True),
+    "nucsmall": dict(seed=46000, count=8, diameter_range=(16, 40)),
     "nuc256": dict(seed=40000, count=6, diameter_range=(60, 140)),
     "nucbig": dict(seed=52000, count=2, diameter_range=(12, 20), size=2048),
 }
