@@ -143,19 +143,21 @@ def test_encode_ahead_leaves_the_object_alone_and_spares_the_first_click_encodin
     assert len(model.encoded_shapes) == 4  # nothing left to encode at the first click
 
 
-def test_zoom_crop_keeps_the_image_turned_view_cached():
+def test_zoom_crop_is_not_flip_averaged_and_keeps_the_image_turned_view_cached():
     from stub_models import ClickDiscModel
 
     from napari_inter2former.predictor import ZoomIn
 
     model = ClickDiscModel()
-    predictor = _flip_predictor(model, zoom_in=ZoomIn(expansion=4, min_side=16, max_fraction=0.6))
-    predictor.add_click(40, 60)
-    predictor.add_click(42, 62)  # replays the first click in a crop: the crop and its turn
-    assert predictor.zoom_box is not None and len(model.encoded_shapes) == 4
+    zoom = ZoomIn(expansion=4, min_side=16, max_fraction=0.6, below=0.5, first_click=True)
+    predictor = _flip_predictor(model, zoom_in=zoom)
+    predictor.add_click(40, 60)  # the image and its turn, then the first click again in a crop
+    box = predictor.zoom_box
+    assert box is not None and len(model.encoded_shapes) == 3
+    assert model.encoded_shapes[-1] == (box[1] - box[0], box[3] - box[2])  # the crop, once
     predictor.reset()
     predictor.add_click(70, 130)  # the next object's first click on the whole image again
-    assert len(model.encoded_shapes) == 4
+    assert len(model.encoded_shapes) == 4  # only its crop: the image's turned view is cached
 
 
 def test_flip_ensemble_averages_the_views_on_the_first_click_only():

@@ -1365,8 +1365,8 @@ class Predictor(BasePredictor):
         self._sam_low_res = None  # sam_head's last answer for the object, its next mask prompt
         self._landscape = None
         self.cache = _FeatureCache(cache_size)
-        # the turned views of the image and of one zoom crop: with zoom_in an object's first
-        # click is replayed in its crop, and the next object starts on the whole image again
+        # the turned views of the image (or its tiles; zoom crops are not averaged): an object's
+        # first click replayed in a zoom crop must not push them out before the next object
         self.flip_cache = _FeatureCache(2 * len(ENSEMBLE_FLIPS))
         # with tiles it grows up to this, however far the feature cache grows (e.g. for a stack)
         self._max_turned_views = max(self.flip_cache.max_entries, cache_size - 1)
@@ -1585,6 +1585,8 @@ class Predictor(BasePredictor):
         # the 'first' rules: not where SAM's answer joins the average (no gain, docs/evaluation.md)
         alone_first = first and not blend
         ensemble = self.flip_ensemble == "every" or (self.flip_ensemble == "first" and alone_first)
+        # not in a zoom crop: its turned view would cost an encoder run, for no gain (session 27)
+        ensemble = ensemble and (self._box is None or self._in_tile())
         seeds = [self._to_view_grid(c) for c in clicks if c.positive and self._in_view(c)]
         again = self.redecode == "every" or (self.redecode == "first" and alone_first)
         last = self.redecode_rounds if again else 0
