@@ -1092,12 +1092,12 @@ class Predictor(BasePredictor):
         Zoom-in on small objects (see :class:`ZoomIn`). Default ``SMALL_OBJECT_ZOOM``:
         an object whose first mask spans under 48 px of the network input is
         segmented again in a crop 8 times its size (at least 96 px), where the
-        decoder sees it 4-10 times larger; on generated 256-px images of 3-9 px
-        nuclei NoC85 / NoC90 2.88 / 3.56 instead of 6.28 / 8.53, mIoU@1 0.80 instead
-        of 0.72 (``docs/evaluation.md``, session 27). Costs the crop's encoder runs
-        (two with ``flip_ensemble``) at such an object's first click; objects
-        started from a prior mask are not zoomed. ``None``: always the whole image
-        (or its tile).
+        decoder sees it 4-10 times larger; on generated 256-px images of nuclei 4-8 px
+        across NoC85 / NoC90 2.81 / 3.41 instead of 6.28 / 8.53, mIoU@1 0.80 instead
+        of 0.72 (``docs/evaluation.md``, session 27). Costs an encoder run of the
+        crop at such an object's first click (a crop is not averaged with its turned
+        view, ``flip_ensemble``); objects started from a prior mask are not zoomed.
+        ``None``: always the whole image (or its tile).
     tiles : Tiles or None
         On an image larger than the network input, segment each object at the
         image's resolution in a tile around it (see :class:`Tiles`; where
