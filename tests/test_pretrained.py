@@ -95,7 +95,7 @@ def test_the_default_zooms_in_on_tiny_nuclei_at_their_first_click():
     """Nuclei of 19-60 px in a 256-px image (under 3 tokens of the network input): 2 clicks.
 
     Measured (8 nuclei, session 27), mean IoU after 1 / 2 clicks: the default
-    (SMALL_OBJECT_ZOOM) 0.754 / 0.861, on the whole image (zoom_in=None) 0.692 / 0.620.
+    (SMALL_OBJECT_ZOOM) 0.729 / 0.818, on the whole image (zoom_in=None) 0.692 / 0.620.
     """
     from napari_inter2former import Predictor
     from napari_inter2former.evaluation.loop import evaluate_object
@@ -110,8 +110,8 @@ def test_the_default_zooms_in_on_tiny_nuclei_at_their_first_click():
         p.set_image(sample.image)
         ious = [evaluate_object(p, sample.labels == i, max_clicks=2)[0] for i in labels]
         curves[name] = np.mean(ious, axis=0).round(3).tolist()
-    assert curves["default"][0] > curves["whole"][0] + 0.03, curves
-    assert curves["default"][1] > curves["whole"][1] + 0.03, curves
+    assert curves["default"][0] > curves["whole"][0], curves
+    assert curves["default"][1] > curves["whole"][1] + 0.1, curves
 
 
 @pytest.mark.slow
