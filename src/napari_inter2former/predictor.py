@@ -48,6 +48,7 @@ __all__ = [
     "Predictor",
     "Tiles",
     "ZoomIn",
+    "SMALL_OBJECT_ZOOM",
     "cut_at_negative_clicks",
     "edge_landscape",
     "is_colour_image",
