@@ -195,3 +195,18 @@ def test_zoom_in_wins_over_the_tile_from_the_second_click_on():
     assert bottom - top < 64 and top <= 145 and bottom > 152  # a zoom crop around the nucleus
     predictor.undo_click()
     assert predictor.zoom_box == (64, 192, 64, 192)
+
+
+def test_a_first_click_zoom_starts_from_the_tile():
+    from napari_inter2former.predictor import ZoomIn
+
+    model = ClickDiscModel()
+    zoom = ZoomIn(expansion=4, min_side=16, max_fraction=0.6, below=0.1, first_click=True)
+    predictor = Predictor(model, tiles=TILES, zoom_in=zoom, flip_ensemble=None, refine_boundary=False)
+    predictor.set_image(np.zeros(SHAPE, dtype=np.uint8))
+    # decoded in the tile (64, 192, 64, 192): the disc spans about 11 px, under 0.1 of the
+    # 128-px tile, so the first click is replayed at once in a crop around it
+    predictor.add_click(150, 100)
+    top, bottom, left, right = predictor.zoom_box
+    assert bottom - top < 64 and top <= 145 and bottom > 152
+    assert model.encoded_shapes[-2:] == [(128, 128), (bottom - top, right - left)]

@@ -1715,10 +1715,11 @@ class Predictor(BasePredictor):
         if self._in_tile():  # the whole image or a tile: zoom in, or move to another tile
             box = self._window(self._mask, self._clicks, current=self._box)
             if box != self._box:
-                return self._settle(self._replay(box))
-            mask = self._paste(self._decode_click(click))
+                mask = self._replay(box)
+            else:
+                mask = self._paste(self._decode_click(click))
             zoom = self.zoom_in
-            if zoom is not None and zoom.first_click and self._mask is None:
+            if zoom is not None and zoom.first_click and self._mask is None and self._in_tile():
                 box = zoom.window(mask, self._clicks, self._shape, view_side=self._unzoomed_side())
                 if box is not None:  # a small object: its first click again, zoomed in
                     return self._settle(self._replay(box))
