@@ -1543,20 +1543,23 @@ class Predictor(BasePredictor):
 
         ``mask`` None: no mask yet (``zoom_in`` waits for one).
         """
-        zoom = self.zoom_in
-        if zoom is not None and mask is not None and (zoom.prior or self._prior is None):
-            box = zoom.window(mask, clicks, self._shape, view_side=self._unzoomed_side())
-            if box is not None:
-                return box
+        box = self._zoom_window(mask, clicks)
+        if box is not None:
+            return box
         if self.tiles is None:
             return None
         encoded = self._encoded_tiles.get(self._image_key, [])
         return self.tiles.window(mask, clicks, self._shape, current=current, encoded=encoded)
 
-    def _unzoomed_side(self) -> int:
-        """Longest side of the whole image or, if it has them, of a tile."""
-        side = max(self._shape)
-        return side if self.tiles is None else min(side, self.tiles.side)
+    def _zoom_window(self, mask, clicks) -> tuple[int, int, int, int] | None:
+        """The :attr:`zoom_in` crop for ``mask`` and ``clicks``, or None for no zoom."""
+        zoom = self.zoom_in
+        if zoom is None or mask is None or not (zoom.prior or self._prior is None):
+            return None
+        side = max(self._shape)  # of the view unzoomed: the whole image or, if it has them, a tile
+        if self.tiles is not None:
+            side = min(side, self.tiles.side)
+        return zoom.window(mask, clicks, self._shape, view_side=side)
 
     def _in_tile(self) -> bool:
         """Whether the current view is the whole image or one of :attr:`tiles`."""
@@ -1718,11 +1721,10 @@ class Predictor(BasePredictor):
                 mask = self._replay(box)
             else:
                 mask = self._paste(self._decode_click(click))
-            zoom = self.zoom_in
-            if zoom is not None and zoom.first_click and self._mask is None and self._in_tile():
-                box = zoom.window(mask, self._clicks, self._shape, view_side=self._unzoomed_side())
-                if box is not None:  # a small object: its first click again, zoomed in
-                    return self._settle(self._replay(box))
+            first = self._mask is None and self.zoom_in is not None and self.zoom_in.first_click
+            box = self._zoom_window(mask, self._clicks) if first and self._in_tile() else None
+            if box is not None:  # a small object: its first click again, zoomed in
+                return self._settle(self._replay(box))
             return self._settle(mask)
         elif not _inside(self._box, click.row, click.col):  # a click outside the zoom crop
             return self._settle(self._replay(self._window(self._mask, self._clicks)))
