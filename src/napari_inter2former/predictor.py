@@ -1721,8 +1721,9 @@ class Predictor(BasePredictor):
                 mask = self._replay(box)
             else:
                 mask = self._paste(self._decode_click(click))
+            # (with no mask yet the view above is a tile or the whole image, never a zoom crop)
             first = self._mask is None and self.zoom_in is not None and self.zoom_in.first_click
-            box = self._zoom_window(mask, self._clicks) if first and self._in_tile() else None
+            box = self._zoom_window(mask, self._clicks) if first else None
             if box is not None:  # a small object: its first click again, zoomed in
                 return self._settle(self._replay(box))
             return self._settle(mask)
