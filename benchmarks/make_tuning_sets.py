@@ -24,6 +24,12 @@ Eleven sets in the evaluation tool's layout (``NAME/images``, ``NAME/masks``):
 - ``nucbig``: 2 large generated images of small nuclei, ``synthetic_image(52000 + i,
   size_range=(2048, 2048), diameter_range=(12, 20), kind="nuclei")`` (25-55 px per
   nucleus at the image's resolution; ``--max-objects 8``): the tiles of large images;
+- ``nuc256_noisy``: the images of ``nuc256`` with strong shot noise (each stretched to
+  0..1, plus 0.1, times 4-10 photons, drawn from a Poisson law, scaled to 0..255;
+  noise level about 0.15 of the range; ``--max-objects 5``);
+- ``nuc100_noisy``: two 100-px crops of each ``nuc256_noisy`` image (12 images that the
+  network input enlarges 10 times, as PlantSeg's planes; ``--max-objects 3``): the
+  smoothing of noisy small images;
 - ``nuc1135``: the training volume ``train/plantseg/nuclei_1135`` (2-D: each nucleus on
   its largest plane; ``--max-objects 20``);
 - ``coco25``: every 33rd image of ``train/coco_mval`` (25 natural images, one object each);
@@ -100,6 +106,8 @@ def main() -> None:
     out = Path(args.out)
     for name, spec in GENERATED.items():
         write_generated(out, name, **spec)
+    write_noisy(out / "nuc256", out / "nuc256_noisy", seed=48000)
+    write_crops(out / "nuc256_noisy", out / "nuc100_noisy", side=100, corners=((20, 20), (136, 136)))
     train = Path(args.data_root) / "train"
     copy_pairs(train / "plantseg", out / "nuc1135", ["nuclei_1135"])
     stems = sorted(p.stem for p in (train / "coco_mval" / "images").iterdir())
@@ -108,8 +116,39 @@ def main() -> None:
     copy_pairs(train / "coco_mval", out / "cocobig", large_objects(
         train / "coco_mval", stems, set(stems[::33]) | set(stems[4::8]) | set(stems[2::4]))[::3])
     copy_pairs(train / "bian", out / "blobs", ["blobs"])
-    names = [*GENERATED, "nuc1135", "coco25", "coco100", "cocobig", "blobs"]
+    names = [*GENERATED, "nuc256_noisy", "nuc100_noisy", "nuc1135", "coco25", "coco100", "cocobig", "blobs"]
     print(f"wrote {', '.join(names)} under {out}")
+
+
+def write_noisy(source: Path, target: Path, seed: int, photons=(4.0, 10.0)) -> None:
+    """``source``'s images with shot noise of a few photons per pixel (masks copied)."""
+    rng = np.random.default_rng(seed)
+    for sub in ("images", "masks"):
+        (target / sub).mkdir(parents=True, exist_ok=True)
+    for path in sorted((source / "images").iterdir()):
+        image = read_array(path).astype(np.float64)
+        low, high = np.percentile(image, [1, 99.5])
+        signal = np.clip((image - low) / (high - low), 0, 1)
+        counts = rng.poisson((0.1 + signal) * rng.uniform(*photons)).astype(np.float64)
+        noisy = np.clip(counts / counts.max() * 255, 0, 255).astype(np.uint8)
+        tifffile.imwrite(target / "images" / path.name, noisy)
+        shutil.copyfile(source / "masks" / path.name, target / "masks" / path.name)
+
+
+def write_crops(source: Path, target: Path, side: int, corners) -> None:
+    """Square crops of ``source``'s images at ``corners`` (top, left), labels renumbered."""
+    from skimage.segmentation import relabel_sequential
+
+    for sub in ("images", "masks"):
+        (target / sub).mkdir(parents=True, exist_ok=True)
+    for k, path in enumerate(sorted((source / "images").iterdir())):
+        image = read_array(path)
+        labels = read_array(source / "masks" / path.name)
+        for j, (top, left) in enumerate(corners):
+            window = np.s_[top : top + side, left : left + side]
+            name = f"{target.name}_{k}{j}.tif"
+            tifffile.imwrite(target / "images" / name, image[window])
+            tifffile.imwrite(target / "masks" / name, relabel_sequential(labels[window])[0].astype(np.uint16))
 
 
 def large_objects(source: Path, stems: list[str], exclude: set[str], fraction: float = 0.15) -> list[str]:

@@ -11,7 +11,7 @@ import numpy as np
 
 from .constants import IMAGE_SIZE, PERCENTILE_HIGH, PERCENTILE_LOW
 
-__all__ = ["to_rgb_uint8", "robust_limits", "InputGeometry"]
+__all__ = ["to_rgb_uint8", "robust_limits", "noise_level", "SmoothNoisy", "InputGeometry"]
 
 
 def robust_limits(data: np.ndarray) -> tuple[float, float]:
@@ -105,6 +105,92 @@ def to_rgb_uint8(
     elif out.shape[-1] == 1:
         out = np.repeat(out, 3, axis=2)
     return np.ascontiguousarray(out)
+
+
+# Immerkaer's operator: the difference of two Laplacians, blind to a linear ramp
+_NOISE_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float64)
+
+
+def noise_level(grey: np.ndarray) -> float:
+    """Standard deviation of a grey image's pixel noise, as a share of its intensity range.
+
+    Immerkaer's estimate (Computer Vision and Image Understanding 64, 1996)
+    of white Gaussian noise, on the image stretched between its 1st and 99th
+    percentiles: about 0.02 for a clean fluorescence image, above 0.1 where
+    single pixels jump by a tenth of the range.
+
+    Parameters
+    ----------
+    grey : ndarray of shape (M, N)
+
+    Returns
+    -------
+    float
+        0 for an image under 3 x 3 pixels or of constant intensity.
+    """
+    from scipy import ndimage as ndi
+
+    grey = np.asarray(grey, dtype=np.float64)
+    if grey.ndim != 2:
+        raise ValueError(f"expected a 2-D grey image, got shape {grey.shape}")
+    if min(grey.shape) < 3:
+        return 0.0
+    low, high = np.percentile(grey, [1, 99])
+    if high <= low:
+        return 0.0
+    response = ndi.convolve((grey - low) / (high - low), _NOISE_KERNEL)[1:-1, 1:-1]
+    return float(np.sqrt(np.pi / 2) * np.abs(response).mean() / 6)
+
+
+@dataclass(frozen=True)
+class SmoothNoisy:
+    """Gaussian smoothing of noisy grey images that the network input magnifies.
+
+    Resized to the network input, a small image's pixel noise becomes blotches
+    several pixels wide that the encoder takes for texture, and a faint
+    nucleus is seen only where it is brightest. Where the noise is high and
+    the image is enlarged at least ``min_upscale`` times, the image is
+    smoothed before anything else sees it.
+
+    Parameters
+    ----------
+    threshold : float
+        Smooth images whose :func:`noise_level` exceeds this.
+    min_upscale : float
+        ... and whose longest side the network input enlarges at least this
+        many times (``size`` / longest side).
+    sigma : float
+        Gaussian standard deviation in image pixels.
+    """
+
+    threshold: float = 0.1
+    min_upscale: float = 8.0
+    sigma: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not self.threshold >= 0:
+            raise ValueError(f"threshold must be >= 0, got {self.threshold}")
+        if not self.min_upscale > 0:
+            raise ValueError(f"min_upscale must be > 0, got {self.min_upscale}")
+        if not self.sigma > 0:
+            raise ValueError(f"sigma must be > 0, got {self.sigma}")
+
+    def applies(self, grey: np.ndarray, size: int = IMAGE_SIZE) -> bool:
+        """Whether ``grey`` (M, N) is smoothed on a network input of side ``size``."""
+        if size / max(grey.shape[:2]) < self.min_upscale:
+            return False
+        return noise_level(grey) > self.threshold
+
+    def __call__(self, rgb: np.ndarray, size: int = IMAGE_SIZE) -> np.ndarray:
+        """``rgb`` (M, N, 3) uint8 of a grey image, smoothed where :meth:`applies`."""
+        grey = rgb[..., 0]
+        if not self.applies(grey, size):
+            return rgb
+        from scipy import ndimage as ndi
+
+        smooth = ndi.gaussian_filter(grey.astype(np.float32), self.sigma)
+        smooth = np.clip(np.round(smooth), 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(smooth[:, :, None], 3, axis=2))
 
 
 @dataclass(frozen=True)

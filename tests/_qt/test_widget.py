@@ -469,7 +469,9 @@ def test_clicks_and_actions_wait_for_a_running_encode_ahead(make_widget, qtbot):
 def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget, qtbot):
     import inspect
 
-    from napari_inter2former.predictor import SMALL_OBJECT_ZOOM, Predictor, Tiles
+    from napari_inter2former.predictor import (
+        NOISY_SMALL_IMAGE_SMOOTHING, SMALL_OBJECT_ZOOM, Predictor, Tiles,
+    )
     from napari_inter2former.testing import FakePredictor
 
     class SettingsRecorder(FakePredictor):
@@ -508,6 +510,7 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
     # each box starts as the predictor's default
     defaults = inspect.signature(Predictor).parameters
     assert widget.zoom_check.isChecked() == (defaults["zoom_in"].default is not None)
+    assert widget.smooth_check.isChecked() == (defaults["smooth_noisy"].default is not None)
     assert widget.regions_check.isChecked() == defaults["keep_clicked_regions"].default
     assert widget.cut_check.isChecked() == defaults["cut_at_negative_clicks"].default
     assert widget.merge_check.isChecked() == (defaults["merge_at_click"].default is not None)
@@ -543,6 +546,10 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
         widget.add_click_world([30 + i, 20 + i])
         wait_idle(qtbot, widget)
     assert widget.runner.predictor_settings["refine_shrink"] is False
+    widget.smooth_check.setChecked(False)
+    assert widget.runner.predictor_settings["smooth_noisy"] is None
+    widget.smooth_check.setChecked(True)
+    assert widget.runner.predictor_settings["smooth_noisy"] == NOISY_SMALL_IMAGE_SMOOTHING
     assert predictor.seen == [
         (SMALL_OBJECT_ZOOM, True, True, None, True, "first", False, "first", Tiles(), "photo"),
         (None, True, True, None, True, "first", False, "first", Tiles(), "photo"),

@@ -161,6 +161,16 @@ class Inter2FormerWidget(QWidget):
             "zoom_in",
             values=(SMALL_OBJECT_ZOOM, None),
         )
+        from ..predictor import NOISY_SMALL_IMAGE_SMOOTHING
+
+        self.smooth_check = self._predictor_check(
+            "Smooth noisy small images",
+            "Smooth a grey image of at most 128 px whose pixel noise is strong before "
+            "segmenting it (faint nuclei seen whole, not only where brightest); "
+            "applies from the next object",
+            "smooth_noisy",
+            values=(NOISY_SMALL_IMAGE_SMOOTHING, None),
+        )
         self.regions_check = self._predictor_check(
             "Keep only clicked regions",
             "Drop predicted regions that hold no positive click (e.g. neighbouring "
@@ -257,6 +267,7 @@ class Inter2FormerWidget(QWidget):
         form.addRow("Labels", self.labels_combo)
         form.addRow("", self.overwrite_check)
         form.addRow("", self.zoom_check)
+        form.addRow("", self.smooth_check)
         form.addRow("", self.tiles_check)
         form.addRow("", self.regions_check)
         form.addRow("", self.cut_check)
