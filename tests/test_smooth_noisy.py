@@ -69,17 +69,18 @@ class RecordingModel(ClickDiscModel):
         return super().preprocess(rgb)
 
 
-def encoded_image(image, **kwargs):
+def encoded_image(image, smooth_noisy=NOISY_SMALL_IMAGE_SMOOTHING):
     model = RecordingModel(image_size=128)
-    predictor = Predictor(model, flip_ensemble=None, zoom_in=None, **kwargs)
+    predictor = Predictor(model, flip_ensemble=None, zoom_in=None, smooth_noisy=smooth_noisy)
     predictor.set_image(image, channel_axis=-1 if image.ndim == 3 else None)
     mask = predictor.add_click(6, 6)
     assert mask.shape == image.shape[:2]
     return model.last_rgb
 
 
-def test_the_default_predictor_encodes_a_noisy_small_grey_image_smoothed():
+def test_the_smoothing_predictor_encodes_a_noisy_small_grey_image_smoothed():
     assert NOISY_SMALL_IMAGE_SMOOTHING == SmoothNoisy(threshold=0.1, min_upscale=8.0, sigma=2.0)
+    assert Predictor(RecordingModel()).smooth_noisy is None  # opt-in (session 28)
     noisy = to_uint8(disc_with_noise(12, 0.15, seed=1))  # the stub's 128-px input: 10.7 times
     seen = encoded_image(noisy)
     assert noise_level(seen[..., 0]) < 0.5 * noise_level(noisy)

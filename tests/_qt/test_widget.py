@@ -546,10 +546,10 @@ def test_predictor_checkboxes_reach_the_predictor_at_the_next_click(make_widget,
         widget.add_click_world([30 + i, 20 + i])
         wait_idle(qtbot, widget)
     assert widget.runner.predictor_settings["refine_shrink"] is False
-    widget.smooth_check.setChecked(False)
-    assert widget.runner.predictor_settings["smooth_noisy"] is None
     widget.smooth_check.setChecked(True)
     assert widget.runner.predictor_settings["smooth_noisy"] == NOISY_SMALL_IMAGE_SMOOTHING
+    widget.smooth_check.setChecked(False)
+    assert widget.runner.predictor_settings["smooth_noisy"] is None
     assert predictor.seen == [
         (SMALL_OBJECT_ZOOM, True, True, None, True, "first", False, "first", Tiles(), "photo"),
         (None, True, True, None, True, "first", False, "first", Tiles(), "photo"),

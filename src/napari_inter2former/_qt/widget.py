@@ -166,10 +166,12 @@ class Inter2FormerWidget(QWidget):
         self.smooth_check = self._predictor_check(
             "Smooth noisy small images",
             "Smooth a grey image of at most 128 px whose pixel noise is strong before "
-            "segmenting it (faint nuclei seen whole, not only where brightest); "
-            "applies from the next object",
+            "segmenting it (faint nuclei seen whole at the first click, not only where "
+            "brightest; costs clicks when propagating through a stack); applies from the "
+            "next object",
             "smooth_noisy",
             values=(NOISY_SMALL_IMAGE_SMOOTHING, None),
+            checked=False,
         )
         self.regions_check = self._predictor_check(
             "Keep only clicked regions",

@@ -24,7 +24,7 @@ DEFAULT_VARIANTS: dict[str, dict] = {
     "default": {},
     "default-zoom": {"zoom_in": True},
     "default-no-zoom": {"zoom_in": None},
-    "default-no-smooth": {"smooth_noisy": None},
+    "default-smooth": {"smooth_noisy": "noisy-small"},
     "default-all-regions": {"keep_clicked_regions": False},
     "default-no-cut": {"cut_at_negative_clicks": False},
     "default-no-merge": {"merge_at_click": None},
@@ -152,9 +152,9 @@ def load_predictor(spec: str, *, threads: int | None = 2) -> BasePredictor:
         ``default`` (the packaged Inter2Former weights), ``default-zoom`` (the same
         with the session-3 zoom-in, ``ZoomIn()``: any object under 0.6 of the image
         zoomed from its second click on), ``default-no-zoom`` (never zoomed in:
-        ``zoom_in=None``, the predictor before session 27), ``default-no-smooth``
-        (noisy small grey images not smoothed: ``smooth_noisy=None``, the predictor
-        before session 28), ``default-all-regions``
+        ``zoom_in=None``, the predictor before session 27), ``default-smooth``
+        (noisy grey images of at most 128 px smoothed:
+        ``smooth_noisy=NOISY_SMALL_IMAGE_SMOOTHING``, session 28), ``default-all-regions``
         (the same keeping every predicted region: ``keep_clicked_regions=False``),
         ``default-no-cut`` (the same without the cut at negative clicks:
         ``cut_at_negative_clicks=False``), ``default-box`` (the same with the
@@ -252,4 +252,8 @@ def _variant_settings(name: str) -> dict:
         from ..predictor import ZoomIn
 
         settings["zoom_in"] = ZoomIn()
+    if settings.get("smooth_noisy") == "noisy-small":
+        from ..predictor import NOISY_SMALL_IMAGE_SMOOTHING
+
+        settings["smooth_noisy"] = NOISY_SMALL_IMAGE_SMOOTHING
     return settings
