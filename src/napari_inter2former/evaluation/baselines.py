@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..predictor import BasePredictor, Click
+from ..predictor import NOISY_SMALL_IMAGE_SMOOTHING, BasePredictor, Click
 
 __all__ = ["RandomWalkerPredictor", "load_predictor", "MODEL_NAMES"]
 
@@ -24,7 +24,7 @@ DEFAULT_VARIANTS: dict[str, dict] = {
     "default": {},
     "default-zoom": {"zoom_in": True},
     "default-no-zoom": {"zoom_in": None},
-    "default-smooth": {"smooth_noisy": "noisy-small"},
+    "default-smooth": {"smooth_noisy": NOISY_SMALL_IMAGE_SMOOTHING},
     "default-all-regions": {"keep_clicked_regions": False},
     "default-no-cut": {"cut_at_negative_clicks": False},
     "default-no-merge": {"merge_at_click": None},
@@ -252,8 +252,4 @@ def _variant_settings(name: str) -> dict:
         from ..predictor import ZoomIn
 
         settings["zoom_in"] = ZoomIn()
-    if settings.get("smooth_noisy") == "noisy-small":
-        from ..predictor import NOISY_SMALL_IMAGE_SMOOTHING
-
-        settings["smooth_noisy"] = NOISY_SMALL_IMAGE_SMOOTHING
     return settings
