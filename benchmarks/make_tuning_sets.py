@@ -2,7 +2,7 @@
 
     python benchmarks/make_tuning_sets.py /tmp/tune
 
-Eleven sets in the evaluation tool's layout (``NAME/images``, ``NAME/masks``):
+Thirteen sets in the evaluation tool's layout (``NAME/images``, ``NAME/masks``):
 
 - ``nucs``: 8 generated images of small nuclei, ``synthetic_image(41000 + i,
   size_range=(256, 256), diameter_range=(30, 70), kind="nuclei")``
@@ -56,7 +56,7 @@ import tifffile
 
 from napari_inter2former.evaluation.datasets import normalize_intensity, read_array
 from napari_inter2former.training.data import coco_image_id
-from napari_inter2former.training.synthetic import stain_composite, synthetic_image
+from napari_inter2former.training.synthetic import shot_noise, stain_composite, synthetic_image
 
 GENERATED = {
     "nucs": dict(seed=41000, count=8, diameter_range=(30, 70)),
@@ -126,11 +126,7 @@ def write_noisy(source: Path, target: Path, seed: int, photons=(4.0, 10.0)) -> N
     for sub in ("images", "masks"):
         (target / sub).mkdir(parents=True, exist_ok=True)
     for path in sorted((source / "images").iterdir()):
-        image = read_array(path).astype(np.float64)
-        low, high = np.percentile(image, [1, 99.5])
-        signal = np.clip((image - low) / (high - low), 0, 1)
-        counts = rng.poisson((0.1 + signal) * rng.uniform(*photons)).astype(np.float64)
-        noisy = np.clip(counts / counts.max() * 255, 0, 255).astype(np.uint8)
+        noisy = shot_noise(read_array(path), rng.uniform(*photons), rng)
         tifffile.imwrite(target / "images" / path.name, noisy)
         shutil.copyfile(source / "masks" / path.name, target / "masks" / path.name)
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from napari_inter2former.predictor import NOISY_SMALL_IMAGE_SMOOTHING, Predictor
+from napari_inter2former.training.synthetic import shot_noise
 from napari_inter2former.transforms import SmoothNoisy, noise_level
 from stub_models import ClickDiscModel
 
@@ -53,6 +54,15 @@ def test_smoothing_needs_both_noise_and_a_large_enlargement():
     assert noise_level(out[..., 0]) < 0.3 * noise_level(noisy_small)
     untouched = np.repeat(noisy_large[:, :, None], 3, axis=2)
     assert smooth(untouched) is untouched
+
+
+def test_a_few_photons_per_pixel_are_noise_the_smoothing_takes_for_noise():
+    clean = to_uint8(disc_with_noise(100, 0.0))
+    noisy = shot_noise(clean, 6.0, np.random.default_rng(0))
+    assert noisy.dtype == np.uint8 and noisy.shape == clean.shape and noisy.max() == 255
+    assert noise_level(noisy) > 0.1 > noise_level(clean)
+    assert noise_level(shot_noise(clean, 600.0, np.random.default_rng(0))) < 0.1  # bright: little noise
+    assert SmoothNoisy().applies(noisy)
 
 
 @pytest.mark.parametrize("field, value", [("threshold", -0.1), ("min_upscale", 0.0), ("sigma", 0.0)])
