@@ -2,7 +2,7 @@
 
     python benchmarks/make_tuning_sets.py /tmp/tune
 
-Thirteen sets in the evaluation tool's layout (``NAME/images``, ``NAME/masks``):
+Fifteen sets in the evaluation tool's layout (``NAME/images``, ``NAME/masks``):
 
 - ``nucs``: 8 generated images of small nuclei, ``synthetic_image(41000 + i,
   size_range=(256, 256), diameter_range=(30, 70), kind="nuclei")``
@@ -30,6 +30,16 @@ Thirteen sets in the evaluation tool's layout (``NAME/images``, ``NAME/masks``):
 - ``nuc100_noisy``: two 100-px crops of each ``nuc256_noisy`` image (12 images that the
   network input enlarges 10 times, as PlantSeg's planes; ``--max-objects 3``): the
   smoothing of noisy small images;
+- ``nucfaint``: 16 generated images of small nuclei, a third to a half of them faint,
+  ``synthetic_image(47000 + i, size_range=(256, 256), diameter_range=(16, 60),
+  kind="nuclei", dim_share=(0.3, 0.5), dim_brightness=(0.02, 0.1))``; the masks hold only
+  the faint nuclei (of at least 16 px) whose mean stands out of a ring 2-4 px around them
+  by 2.5 times the ring's standard deviation (66 nuclei; ``--max-objects 4``, 28 objects):
+  the stretch of faint objects' zoom crops;
+- ``nucsmall_dim``: the images of ``nucsmall``, the masks holding only the nuclei whose first
+  click (the deepest point) lies less than 0.075 of white above the 1st percentile of a
+  crop 8 times their size (at least 96 px) around it, as uint8 (99 nuclei, bright-field-like
+  inverted images included; ``--max-objects 4``, 22 objects);
 - ``nuc1135``: the training volume ``train/plantseg/nuclei_1135`` (2-D: each nucleus on
   its largest plane; ``--max-objects 20``);
 - ``coco25``: every 33rd image of ``train/coco_mval`` (25 natural images, one object each);
@@ -108,6 +118,8 @@ def main() -> None:
         write_generated(out, name, **spec)
     write_noisy(out / "nuc256", out / "nuc256_noisy", seed=48000)
     write_crops(out / "nuc256_noisy", out / "nuc100_noisy", side=100, corners=((20, 20), (136, 136)))
+    write_faint(out / "nucfaint", seed=47000, count=16)
+    write_dim_objects(out / "nucsmall", out / "nucsmall_dim")
     train = Path(args.data_root) / "train"
     copy_pairs(train / "plantseg", out / "nuc1135", ["nuclei_1135"])
     stems = sorted(p.stem for p in (train / "coco_mval" / "images").iterdir())
@@ -116,7 +128,7 @@ def main() -> None:
     copy_pairs(train / "coco_mval", out / "cocobig", large_objects(
         train / "coco_mval", stems, set(stems[::33]) | set(stems[4::8]) | set(stems[2::4]))[::3])
     copy_pairs(train / "bian", out / "blobs", ["blobs"])
-    names = [*GENERATED, "nuc256_noisy", "nuc100_noisy", "nuc1135", "coco25", "coco100", "cocobig", "blobs"]
+    names = [*GENERATED, "nuc256_noisy", "nuc100_noisy", "nucfaint", "nucsmall_dim", "nuc1135", "coco25", "coco100", "cocobig", "blobs"]
     print(f"wrote {', '.join(names)} under {out}")
 
 
@@ -145,6 +157,65 @@ def write_crops(source: Path, target: Path, side: int, corners) -> None:
             name = f"{target.name}_{k}{j}.tif"
             tifffile.imwrite(target / "images" / name, image[window])
             tifffile.imwrite(target / "masks" / name, relabel_sequential(labels[window])[0].astype(np.uint16))
+
+
+def write_faint(target: Path, seed: int, count: int, min_cnr: float = 2.5) -> None:
+    """Generated images of nuclei, many faint; the masks hold the faint ones that stand out."""
+    from scipy import ndimage as ndi
+
+    for sub in ("images", "masks"):
+        (target / sub).mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        sample = synthetic_image(
+            seed + i, size_range=(256, 256), diameter_range=(16, 60), kind="nuclei",
+            dim_share=(0.3, 0.5), dim_brightness=(0.02, 0.1),
+        )
+        image, labels = sample.image.astype(float), sample.labels
+        sign = -1 if sample.meta["inverted"] else 1
+        keep = []
+        for label in sample.meta["dim_labels"]:
+            nucleus = labels == label
+            ring = ndi.binary_dilation(nucleus, iterations=4) & ~ndi.binary_dilation(nucleus, iterations=1)
+            ring &= labels == 0
+            if nucleus.sum() < 16 or ring.sum() < 10:
+                continue
+            if sign * (image[nucleus].mean() - image[ring].mean()) >= min_cnr * (image[ring].std() + 1e-9):
+                keep.append(label)
+        name = f"faint_{i:02d}.tif"
+        tifffile.imwrite(target / "images" / name, sample.image)
+        tifffile.imwrite(target / "masks" / name, np.where(np.isin(labels, keep), labels, 0).astype(np.int32))
+
+
+def write_dim_objects(source: Path, target: Path, faint: float = 0.075) -> None:
+    """``source``'s images; the masks hold the objects whose deepest point lies less than
+    ``faint`` of white above the 1st percentile of a crop 8 times their size around it."""
+    from scipy import ndimage as ndi
+
+    for sub in ("images", "masks"):
+        (target / sub).mkdir(parents=True, exist_ok=True)
+    for path in sorted((source / "images").iterdir()):
+        image = read_array(path)
+        grey = normalize_intensity(image).astype(float)
+        labels = read_array(source / "masks" / path.name)
+        keep = []
+        for label in np.unique(labels)[1:]:
+            nucleus = labels == label
+            if nucleus.sum() < 16:
+                continue
+            depth = ndi.distance_transform_edt(np.pad(nucleus, 1))[1:-1, 1:-1]
+            row, col = np.unravel_index(np.argmax(depth), depth.shape)
+            rows, cols = np.nonzero(nucleus)
+            side = max(8 * (max(np.ptp(rows), np.ptp(cols)) + 1), 96)
+            if side > 0.6 * max(grey.shape):
+                continue
+            top = int(max(0, min(row - side // 2, grey.shape[0] - side)))
+            left = int(max(0, min(col - side // 2, grey.shape[1] - side)))
+            crop = grey[top : top + side, left : left + side]
+            spot = np.median(grey[max(row - 1, 0) : row + 2, max(col - 1, 0) : col + 2])
+            if 0 < spot - np.percentile(crop, 1) < faint * 255:
+                keep.append(label)
+        tifffile.imwrite(target / "images" / path.name, image)
+        tifffile.imwrite(target / "masks" / path.name, np.where(np.isin(labels, keep), labels, 0).astype(np.int32))
 
 
 def large_objects(source: Path, stems: list[str], exclude: set[str], fraction: float = 0.15) -> list[str]:

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .constants import CLICK_RADIUS, IMAGE_SIZE, OUTSIDE_LOGIT
-from .transforms import InputGeometry, SmoothNoisy, to_rgb_uint8
+from .transforms import InputGeometry, SmoothNoisy, StretchToClick, to_rgb_uint8
 
 MERGE_RULES = ("signed", "all")
 CENTRE_DEPTH = 0.5  # share of a region's greatest depth: a negative click there drops it all
@@ -50,6 +50,7 @@ __all__ = [
     "ZoomIn",
     "SMALL_OBJECT_ZOOM",
     "NOISY_SMALL_IMAGE_SMOOTHING",
+    "FAINT_OBJECT_STRETCH",
     "cut_at_negative_clicks",
     "edge_landscape",
     "is_colour_image",
@@ -386,6 +387,10 @@ class ZoomIn:
 SMALL_OBJECT_ZOOM = ZoomIn(
     expansion=8.0, min_side=96, max_fraction=0.6, below=48 / 1024, first_click=True, prior=False
 )
+
+# the Predictor's default: zoom crops of faint objects stretched to the first click; chosen on
+# generated faint nuclei (docs/evaluation.md, session 29)
+FAINT_OBJECT_STRETCH = StretchToClick(level=0.6, faint=0.075, min_contrast=3.0, min_snr=1.0)
 
 # chosen on nuc1135 (a training volume) and generated noisy nuclei; opt-in: it cost clicks in the
 # slice-by-slice 3-D task (docs/evaluation.md, session 28)
@@ -1117,6 +1122,14 @@ class Predictor(BasePredictor):
         training volume of faint nuclei mIoU@1 0.79 instead of 0.72, on generated noisy
         100-px images 0.74 instead of 0.56, but more clicks to 85 % in the slice-by-slice
         3-D task (``docs/evaluation.md``, session 28).
+    stretch_faint : StretchToClick or None
+        Contrast of a zoom crop (``zoom_in``) of a grey image stretched to the
+        brightness of the object's first click, so that a faint nucleus beside
+        bright ones is seen (see :class:`~napari_inter2former.transforms.StretchToClick`).
+        Default ``FAINT_OBJECT_STRETCH``: a first click less than 0.075 of white above the
+        crop's median (and above its noise) is mapped to 0.6 of white; on generated images
+        of faint nuclei NoC85 / NoC90 6.04 / 6.96 instead of 7.50 / 8.18, mIoU@1 0.54
+        instead of 0.37 (``docs/evaluation.md``, session 29). ``None``: crops as cut.
     tiles : Tiles or None
         On an image larger than the network input, segment each object at the
         image's resolution in a tile around it (see :class:`Tiles`; where
@@ -1290,6 +1303,7 @@ class Predictor(BasePredictor):
         num_threads: int | None = None,
         zoom_in: ZoomIn | None = SMALL_OBJECT_ZOOM,
         smooth_noisy: SmoothNoisy | None = None,
+        stretch_faint: StretchToClick | None = FAINT_OBJECT_STRETCH,
         tiles: Tiles | None = Tiles(),
         keep_clicked_regions: bool = True,
         cut_at_negative_clicks: bool = True,
@@ -1392,8 +1406,11 @@ class Predictor(BasePredictor):
         self._max_turned_views = max(self.flip_cache.max_entries, cache_size - 1)
         self.zoom_in = zoom_in
         self.smooth_noisy = smooth_noisy
+        self.stretch_faint = stretch_faint
         self.tiles = tiles
         self._rgb: np.ndarray | None = None
+        self._view_rgb: np.ndarray | None = None  # the current view's pixels: the image or a crop
+        self._grey = False  # the image is grey (not colour, not a composite)
         self._image_features = None
         self._features = None
         self._geometry: InputGeometry | None = None
@@ -1457,6 +1474,7 @@ class Predictor(BasePredictor):
         self._image_key = image_key(rgb, self.model_id)
         self._image_features = self._encode_rgb(rgb, key=self._image_key)  # view: set by _start
         self._kind = self._image_kind(rgb, self._image_features)
+        self._grey = _colour_kind(rgb) == "grey"
 
     def _image_kind(self, rgb: np.ndarray, features) -> str:
         """'colour' (:func:`is_colour_image`), 'photo' (grey, a photograph to
@@ -1520,21 +1538,33 @@ class Predictor(BasePredictor):
         if box is not None and self._in_tile():
             self._note_tile(self._image_key, box)
         if box is None:
+            self._view_rgb = self._rgb
             self._features = self._image_features
-            rows, cols = self._rgb.shape[:2]
         else:
             top, bottom, left, right = box
-            self._features = self._encode_rgb(np.ascontiguousarray(self._rgb[top:bottom, left:right]))
-            rows, cols = bottom - top, right - left
+            self._view_rgb = self._stretched(np.ascontiguousarray(self._rgb[top:bottom, left:right]))
+            self._features = self._encode_rgb(self._view_rgb)
+        rows, cols = self._view_rgb.shape[:2]
         self._geometry = InputGeometry(rows, cols, size=self.model.image_size)
         self._landscape = None
+
+    def _stretched(self, crop: np.ndarray) -> np.ndarray:
+        """A zoom ``crop`` of the image, its contrast stretched to the object's first
+        positive click in it (:attr:`stretch_faint`; grey images only)."""
+        if self.stretch_faint is None or not self._grey or self._kind != "grey" or self._in_tile():
+            return crop
+        first = next((c for c in self._clicks if c.positive and self._in_view(c)), None)
+        if first is None:
+            return crop
+        top, left = self._view_origin()
+        return self.stretch_faint(crop, int(first.row) - top, int(first.col) - left)
 
     def _edge_landscape(self) -> np.ndarray:
         """Edge strength of the current view on the network grid (computed once per view)."""
         if self._landscape is None:
             import torch
 
-            rgb = np.ascontiguousarray(self._crop(self._rgb))
+            rgb = np.ascontiguousarray(self._view_rgb)
             with torch.inference_mode():
                 grid = self.model.preprocess(rgb)[0].float().cpu().numpy()
             sigma = max(1.0, EDGE_SIGMA * self._geometry.scale)
@@ -1718,7 +1748,7 @@ class Predictor(BasePredictor):
         import torch
 
         rows, cols = self._geometry.resized_shape
-        rgb = self._crop(self._rgb)
+        rgb = self._view_rgb
         probability = torch.sigmoid(logits[..., :rows, :cols].float())
         for axes in ENSEMBLE_FLIPS:
             dims = [axis - 2 for axis in axes]  # image axes 0, 1 -> grid dims -2, -1
@@ -1841,7 +1871,7 @@ class Predictor(BasePredictor):
         mask = (crop[0, 0] > 0).cpu().numpy()
         if self.refine_boundary:
             mask = refine_boundary(
-                mask, self._crop(self._rgb), smooth=self.refine_smooth, shrink=shrink,
+                mask, self._view_rgb, smooth=self.refine_smooth, shrink=shrink,
                 clicks=clicks, level=self.refine_level, band=self.refine_band,
             )
         return mask

@@ -11,7 +11,9 @@ import numpy as np
 
 from .constants import IMAGE_SIZE, PERCENTILE_HIGH, PERCENTILE_LOW
 
-__all__ = ["to_rgb_uint8", "robust_limits", "noise_level", "SmoothNoisy", "InputGeometry"]
+__all__ = [
+    "to_rgb_uint8", "robust_limits", "noise_level", "SmoothNoisy", "StretchToClick", "InputGeometry",
+]
 
 
 def robust_limits(data: np.ndarray) -> tuple[float, float]:
@@ -191,6 +193,110 @@ class SmoothNoisy:
         smooth = ndi.gaussian_filter(grey.astype(np.float32), self.sigma)
         smooth = np.clip(np.round(smooth), 0, 255).astype(np.uint8)
         return np.ascontiguousarray(np.repeat(smooth[:, :, None], 3, axis=2))
+
+
+def _background_noise(grey: np.ndarray, ceiling: float) -> float:
+    """Pixel noise (standard deviation, grey levels) of ``grey`` (M, N) away from objects
+    brighter than ``ceiling``: where a pixel's 3 x 3 neighbourhood stays under it
+    (Immerkaer's estimate, as :func:`noise_level`)."""
+    from scipy import ndimage as ndi
+
+    grey = np.asarray(grey, dtype=np.float64)
+    if min(grey.shape) < 3:
+        return 0.0
+    response = np.abs(ndi.convolve(grey, _NOISE_KERNEL))[1:-1, 1:-1]
+    flat = (ndi.maximum_filter(grey, size=3) < ceiling)[1:-1, 1:-1]
+    if not flat.any():
+        return 0.0
+    return float(np.sqrt(np.pi / 2) * response[flat].mean() / 6)
+
+
+@dataclass(frozen=True)
+class StretchToClick:
+    """Contrast of a grey crop stretched to the brightness of a faint clicked object.
+
+    Stretched between its own percentiles, an image with bright nuclei leaves a
+    faint one a few grey levels above the background, which the encoder does
+    not see. In a crop around such an object (a zoom crop), the background
+    (the crop's ``low`` percentile: the median, as a small object's crop is
+    mostly background) is mapped to black and the clicked spot to ``level`` of
+    white; brighter objects saturate. Objects darker than the background (e.g.
+    brightfield) and crops where most pixels are brighter than the click are
+    left as they are.
+
+    Parameters
+    ----------
+    level : float
+        Brightness of the clicked spot after stretching, as a share of white.
+    faint : float
+        Stretch only where the clicked spot lies less than this share of white
+        above the background (visible objects stay as they are).
+    min_contrast : float
+        ... and at least this many grey levels above it ...
+    min_snr : float
+        ... and at least this many times the background's pixel noise (the
+        standard deviation, estimated as in :func:`noise_level` away from
+        visible objects): in a crop of pure noise a click's spot stands out by chance.
+    low : float
+        Percentile of the crop taken for the background.
+    radius : int
+        The clicked spot: the median of the (2 radius + 1)² pixels around the click.
+    sigma : float
+        Gaussian smoothing (pixels) of a stretched crop, against the pixel noise
+        the stretch amplifies; 0 for none.
+    """
+
+    level: float = 0.6
+    faint: float = 0.075
+    min_contrast: float = 3.0
+    min_snr: float = 1.0
+    low: float = 50.0
+    radius: int = 1
+    sigma: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.level <= 1:
+            raise ValueError(f"level must be in (0, 1], got {self.level}")
+        if not 0 < self.faint < self.level:
+            raise ValueError(f"faint must be in (0, level), got {self.faint}")
+        if not 0 < self.min_contrast < self.faint * 255:
+            raise ValueError(f"min_contrast must be in (0, faint x 255), got {self.min_contrast}")
+        if not self.min_snr >= 0:
+            raise ValueError(f"min_snr must not be negative, got {self.min_snr}")
+        if not 0 <= self.low < 100:
+            raise ValueError(f"low must be a percentile in [0, 100), got {self.low}")
+        if not self.radius >= 0:
+            raise ValueError(f"radius must not be negative, got {self.radius}")
+        if not self.sigma >= 0:
+            raise ValueError(f"sigma must not be negative, got {self.sigma}")
+
+    def gain(self, grey: np.ndarray, row: int, col: int) -> float:
+        """The factor :meth:`__call__` multiplies the contrast of ``grey`` (M, N) uint8 by (1: none)."""
+        grey = np.asarray(grey)
+        r = self.radius
+        spot = float(np.median(grey[max(row - r, 0) : row + r + 1, max(col - r, 0) : col + r + 1]))
+        background = float(np.percentile(grey, self.low))
+        contrast = spot - background
+        if not self.min_contrast <= contrast < self.faint * 255:  # visible, noise or dark
+            return 1.0
+        if contrast < self.min_snr * _background_noise(grey, background + self.faint * 255):
+            return 1.0
+        return self.level * 255 / contrast
+
+    def __call__(self, rgb: np.ndarray, row: int, col: int) -> np.ndarray:
+        """``rgb`` (M, N, 3) uint8 of a grey image, stretched to the click at (``row``, ``col``)."""
+        grey = rgb[..., 0]
+        gain = self.gain(grey, row, col)
+        if gain == 1.0:
+            return rgb
+        background = float(np.percentile(grey, self.low))
+        stretched = (grey.astype(np.float32) - background) * gain
+        if self.sigma > 0:
+            from scipy import ndimage as ndi
+
+            stretched = ndi.gaussian_filter(stretched, self.sigma)
+        out = np.clip(np.round(stretched), 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(out[:, :, None], 3, axis=2))
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ DEFAULT_VARIANTS: dict[str, dict] = {
     "default-zoom": {"zoom_in": True},
     "default-no-zoom": {"zoom_in": None},
     "default-smooth": {"smooth_noisy": NOISY_SMALL_IMAGE_SMOOTHING},
+    "default-no-stretch": {"stretch_faint": None},
     "default-all-regions": {"keep_clicked_regions": False},
     "default-no-cut": {"cut_at_negative_clicks": False},
     "default-no-merge": {"merge_at_click": None},

@@ -40,6 +40,8 @@ __all__ = ["KINDS", "SyntheticImage", "shot_noise", "stain_composite", "syntheti
 
 KINDS = ("nuclei", "cells")
 MIN_DIAMETER_PX = 5.0  # smallest object diameter in image pixels
+DIM_SHARE = (0.0, 0.3)  # the share of dim objects in an image is drawn from this range
+DIM_BRIGHTNESS = (0.2, 0.45)  # a dim object's brightness, as a share of a normal one's
 
 
 @dataclass
@@ -211,14 +213,16 @@ def _render(
     labels: np.ndarray,
     rho: np.ndarray | None,
     diameter: float,
+    dim_share: tuple[float, float] = DIM_SHARE,
+    dim_brightness: tuple[float, float] = DIM_BRIGHTNESS,
 ) -> tuple[np.ndarray, dict]:
     """Noise-free signal in arbitrary units (background about 0, objects about 1)."""
     shape = labels.shape
     n = int(labels.max())
     brightness = np.exp(rng.normal(0.0, 0.3, n + 1))
-    dim_share = rng.uniform(0.0, 0.3)
+    dim_share = rng.uniform(*dim_share)
     dim = rng.random(n + 1) < dim_share
-    brightness[dim] *= rng.uniform(0.2, 0.45, int(dim.sum()))
+    brightness[dim] *= rng.uniform(*dim_brightness, int(dim.sum()))
     brightness[0] = 0.0
     texture_amp = rng.uniform(0.0, 0.5)
     texture = 1.0 + texture_amp * _smooth_noise(rng, shape, max(diameter / 8.0, 1.0))
@@ -251,6 +255,7 @@ def _render(
             signal = np.where(border & fg, signal * rng.uniform(0.1, 0.6), signal)
     meta["mode"] = mode
     meta["dim_objects"] = int(dim[1:].sum())
+    meta["dim_labels"] = [int(i) for i in np.flatnonzero(dim[1:]) + 1]
     return signal.astype(np.float32), meta
 
 
@@ -310,6 +315,8 @@ def synthetic_image(
     diameter_range: tuple[float, float] = (20.0, 400.0),
     kind: str | None = None,
     network_size: int = IMAGE_SIZE,
+    dim_share: tuple[float, float] = DIM_SHARE,
+    dim_brightness: tuple[float, float] = DIM_BRIGHTNESS,
 ) -> SyntheticImage:
     """Draw one synthetic microscopy image with instance labels.
 
@@ -326,6 +333,10 @@ def synthetic_image(
         Scene family; drawn at random (60 % nuclei) when omitted.
     network_size : int
         Network input side the diameters refer to.
+    dim_share : (float, float)
+        Range the share of dim objects is drawn from (uniformly).
+    dim_brightness : (float, float)
+        Range of a dim object's brightness as a fraction of a normal one's.
 
     Returns
     -------
@@ -362,7 +373,7 @@ def synthetic_image(
         labels, meta = _cells_scene(rng, shape, diameter)
         rho = None
     labels = _relabel_sequential(labels)
-    signal, render_meta = _render(rng, kind, labels, rho, diameter)
+    signal, render_meta = _render(rng, kind, labels, rho, diameter, dim_share, dim_brightness)
     image, acq_meta = _acquire(rng, signal, diameter)
     meta.update(render_meta)
     meta.update(acq_meta)
