@@ -156,8 +156,8 @@ class Inter2FormerWidget(QWidget):
         self.zoom_check = self._predictor_check(
             "Zoom in on small objects",
             "Segment an object a few pixels across again in an enlarged crop right after "
-            "its first click (far better masks of small nuclei; that click waits for one "
-            "more encoder run)",
+            "its first click (far better masks of small nuclei; a faint one's crop in a grey "
+            "image is stretched to its brightness; that click waits for one more encoder run)",
             "zoom_in",
             values=(SMALL_OBJECT_ZOOM, None),
         )
