@@ -66,6 +66,31 @@ def test_touching_and_dim_objects_occur():
     assert touching and dim
 
 
+def test_the_share_and_brightness_of_dim_objects_can_be_set():
+    from napari_inter2former.training.synthetic import DIM_BRIGHTNESS, DIM_SHARE
+
+    default = synthetic_image(7, size_range=SMALL, kind="nuclei")
+    same = synthetic_image(7, size_range=SMALL, kind="nuclei", dim_share=DIM_SHARE, dim_brightness=DIM_BRIGHTNESS)
+    np.testing.assert_array_equal(default.image, same.image)
+    assert len(default.meta["dim_labels"]) == default.meta["dim_objects"]
+    none = synthetic_image(7, size_range=SMALL, kind="nuclei", dim_share=(0.0, 0.0))
+    assert none.meta["dim_labels"] == []
+    every = synthetic_image(7, size_range=SMALL, kind="nuclei", dim_share=(1.0, 1.0))
+    assert every.meta["dim_labels"] == list(range(1, every.labels.max() + 1))
+
+
+def test_faint_objects_are_fainter_than_the_others():
+    s = synthetic_image(
+        47510, size_range=(256, 256), diameter_range=(16, 60), kind="nuclei",
+        dim_share=(0.3, 0.5), dim_brightness=(0.02, 0.1),
+    )
+    image = s.image.astype(float)
+    faint = np.isin(s.labels, s.meta["dim_labels"])
+    bright = (s.labels > 0) & ~faint
+    background = np.median(image[s.labels == 0])
+    assert image[faint].mean() - background < 0.2 * (image[bright].mean() - background)
+
+
 def test_objects_are_connected():
     s = synthetic_image(5, size_range=SMALL, kind="cells")
     for index, sl in enumerate(ndi.find_objects(s.labels), start=1):
@@ -78,6 +103,10 @@ def test_bad_inputs():
         synthetic_image(0, kind="bacteria")
     with pytest.raises(ValueError, match="size_range"):
         synthetic_image(0, size_range=(300, 100))
+    with pytest.raises(ValueError, match="dim_share"):
+        synthetic_image(0, dim_share=(0.5, 1.5))
+    with pytest.raises(ValueError, match="dim_brightness"):
+        synthetic_image(0, dim_brightness=(0.0, 0.1))
     with pytest.raises(ValueError, match="diameter_range"):
         synthetic_image(0, diameter_range=(0, 10))
 

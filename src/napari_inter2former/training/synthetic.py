@@ -358,6 +358,12 @@ def synthetic_image(
         raise ValueError(
             f"diameter_range must be (low, high) with 0 < low <= high, got {diameter_range}"
         )
+    if not (0 <= dim_share[0] <= dim_share[1] <= 1):
+        raise ValueError(f"dim_share must be (low, high) with 0 <= low <= high <= 1, got {dim_share}")
+    if not (0 < dim_brightness[0] <= dim_brightness[1]):
+        raise ValueError(
+            f"dim_brightness must be (low, high) with 0 < low <= high, got {dim_brightness}"
+        )
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     if kind is None:
         kind = "nuclei" if rng.random() < 0.6 else "cells"
