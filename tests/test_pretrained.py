@@ -27,6 +27,21 @@ def deepest_point(mask):
     return np.unravel_index(depth.argmax(), depth.shape)
 
 
+def mean_curves(sample, labels, settings, max_clicks=2):
+    """{name: mean IoU after each protocol click} of the default model with each name's settings."""
+    from napari_inter2former import Predictor
+    from napari_inter2former.evaluation.loop import evaluate_object
+
+    curves = {}
+    for name, kwargs in settings.items():
+        p = Predictor.from_pretrained(**kwargs)
+        p.set_image(sample.image)
+        ious = [evaluate_object(p, sample.labels == i, max_clicks=max_clicks)[0] for i in labels]
+        curves[name] = np.mean(ious, axis=0).round(3).tolist()
+    print(curves)
+    return curves
+
+
 @pytest.mark.slow
 def test_one_click_segments_sample_nuclei(predictor):
     p, labels = predictor
@@ -72,20 +87,14 @@ def test_zoom_in_keeps_small_nuclei_through_refinement_clicks():
     0.665 / 0.852 / 0.865 and 0.665 / 0.694 / 0.656. After 3 clicks, decoder 43997d5b with the
     session-18 first click (decoded twice, outline shrinking): 0.952 and 0.908.
     """
-    from napari_inter2former import Predictor
-    from napari_inter2former.evaluation.loop import evaluate_object
     from napari_inter2former.predictor import ZoomIn
     from napari_inter2former.training.synthetic import synthetic_image
 
     sample = synthetic_image(123, size_range=(256, 256), diameter_range=(24, 48), kind="nuclei")
     areas = np.bincount(sample.labels.ravel())
     labels = [int(i) for i in np.flatnonzero(areas >= 20)[1:9]]
-    final = {}
-    for name, zoom in (("zoom", ZoomIn()), ("whole", None)):
-        p = Predictor.from_pretrained(zoom_in=zoom)
-        p.set_image(sample.image)
-        ious = [evaluate_object(p, sample.labels == i, max_clicks=3)[0] for i in labels]
-        final[name] = float(np.mean([curve[2] for curve in ious]))
+    curves = mean_curves(sample, labels, {"zoom": {"zoom_in": ZoomIn()}, "whole": {"zoom_in": None}}, 3)
+    final = {name: curve[2] for name, curve in curves.items()}
     assert final["zoom"] > 0.7, final
     assert final["zoom"] > final["whole"] + 0.02, final
 
@@ -97,19 +106,12 @@ def test_the_default_zooms_in_on_tiny_nuclei_at_their_first_click():
     Measured (8 nuclei, session 27), mean IoU after 1 / 2 clicks: the default
     (SMALL_OBJECT_ZOOM) 0.729 / 0.818, on the whole image (zoom_in=None) 0.692 / 0.620.
     """
-    from napari_inter2former import Predictor
-    from napari_inter2former.evaluation.loop import evaluate_object
     from napari_inter2former.training.synthetic import synthetic_image
 
     sample = synthetic_image(46100, size_range=(256, 256), diameter_range=(16, 40), kind="nuclei")
     areas = np.bincount(sample.labels.ravel())
     labels = [int(i) for i in np.flatnonzero(areas >= 16)[1:40:5]]
-    curves = {}
-    for name, settings in (("default", {}), ("whole", {"zoom_in": None})):
-        p = Predictor.from_pretrained(**settings)
-        p.set_image(sample.image)
-        ious = [evaluate_object(p, sample.labels == i, max_clicks=2)[0] for i in labels]
-        curves[name] = np.mean(ious, axis=0).round(3).tolist()
+    curves = mean_curves(sample, labels, {"default": {}, "whole": {"zoom_in": None}})
     assert curves["default"][0] > curves["whole"][0], curves
     assert curves["default"][1] > curves["whole"][1] + 0.1, curves
 
@@ -121,8 +123,6 @@ def test_faint_nuclei_beside_bright_ones_are_found_in_their_stretched_zoom_crop(
     Measured (session 29), mean IoU after 1 / 2 clicks: the default (FAINT_OBJECT_STRETCH)
     0.326 / 0.402, crops as cut (stretch_faint=None) 0.049 / 0.167.
     """
-    from napari_inter2former import Predictor
-    from napari_inter2former.evaluation.loop import evaluate_object
     from napari_inter2former.training.synthetic import synthetic_image
 
     sample = synthetic_image(
@@ -131,13 +131,7 @@ def test_faint_nuclei_beside_bright_ones_are_found_in_their_stretched_zoom_crop(
     )
     areas = np.bincount(sample.labels.ravel())
     labels = [i for i in sample.meta["dim_labels"] if areas[i] >= 16][::8][:8]
-    curves = {}
-    for name, settings in (("default", {}), ("as cut", {"stretch_faint": None})):
-        p = Predictor.from_pretrained(**settings)
-        p.set_image(sample.image)
-        ious = [evaluate_object(p, sample.labels == i, max_clicks=2)[0] for i in labels]
-        curves[name] = np.mean(ious, axis=0).round(3).tolist()
-    print(curves)
+    curves = mean_curves(sample, labels, {"default": {}, "as cut": {"stretch_faint": None}})
     assert curves["default"][0] > curves["as cut"][0] + 0.1, curves
     assert curves["default"][1] > curves["as cut"][1], curves
 
