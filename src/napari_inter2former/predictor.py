@@ -1473,15 +1473,17 @@ class Predictor(BasePredictor):
         self._rgb = rgb
         self._image_key = image_key(rgb, self.model_id)
         self._image_features = self._encode_rgb(rgb, key=self._image_key)  # view: set by _start
-        self._kind = self._image_kind(rgb, self._image_features)
-        self._grey = _colour_kind(rgb) == "grey"
+        colour_kind = _colour_kind(rgb)
+        self._kind = self._image_kind(rgb, self._image_features, colour_kind)
+        self._grey = colour_kind == "grey"
 
-    def _image_kind(self, rgb: np.ndarray, features) -> str:
+    def _image_kind(self, rgb: np.ndarray, features, colour_kind: str | None = None) -> str:
         """'colour' (:func:`is_colour_image`), 'photo' (grey, a photograph to
         :attr:`photograph_probe`) or 'grey' (anything else: microscopy, composites).
 
-        Independent of :attr:`blend_sam`, which may change while the image stays set."""
-        kind = _colour_kind(rgb)
+        ``colour_kind``: :func:`_colour_kind` of ``rgb``, if known. Independent of
+        :attr:`blend_sam`, which may change while the image stays set."""
+        kind = _colour_kind(rgb) if colour_kind is None else colour_kind
         if kind == "colour":
             return "colour"
         if kind == "grey" and self.photograph_probe is not None:

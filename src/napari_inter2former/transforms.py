@@ -140,8 +140,12 @@ def noise_level(grey: np.ndarray) -> float:
     low, high = np.percentile(grey, [1, 99])
     if high <= low:
         return 0.0
-    response = ndi.convolve((grey - low) / (high - low), _NOISE_KERNEL)[1:-1, 1:-1]
-    return float(np.sqrt(np.pi / 2) * np.abs(response).mean() / 6)
+    return _immerkaer(np.abs(ndi.convolve((grey - low) / (high - low), _NOISE_KERNEL)[1:-1, 1:-1]))
+
+
+def _immerkaer(response: np.ndarray) -> float:
+    """Noise standard deviation from the absolute responses to :data:`_NOISE_KERNEL`."""
+    return float(np.sqrt(np.pi / 2) * response.mean() / 6)
 
 
 @dataclass(frozen=True)
@@ -206,9 +210,7 @@ def _background_noise(grey: np.ndarray, ceiling: float) -> float:
         return 0.0
     response = np.abs(ndi.convolve(grey, _NOISE_KERNEL))[1:-1, 1:-1]
     flat = (ndi.maximum_filter(grey, size=3) < ceiling)[1:-1, 1:-1]
-    if not flat.any():
-        return 0.0
-    return float(np.sqrt(np.pi / 2) * response[flat].mean() / 6)
+    return _immerkaer(response[flat]) if flat.any() else 0.0
 
 
 @dataclass(frozen=True)
@@ -272,24 +274,27 @@ class StretchToClick:
 
     def gain(self, grey: np.ndarray, row: int, col: int) -> float:
         """The factor :meth:`__call__` multiplies the contrast of ``grey`` (M, N) uint8 by (1: none)."""
+        return self._gain_over(grey, row, col)[0]
+
+    def _gain_over(self, grey: np.ndarray, row: int, col: int) -> tuple[float, float]:
+        """(:meth:`gain`, the background it stretches from)."""
         grey = np.asarray(grey)
         r = self.radius
         spot = float(np.median(grey[max(row - r, 0) : row + r + 1, max(col - r, 0) : col + r + 1]))
         background = float(np.percentile(grey, self.low))
         contrast = spot - background
         if not self.min_contrast <= contrast < self.faint * 255:  # visible, noise or dark
-            return 1.0
+            return 1.0, background
         if contrast < self.min_snr * _background_noise(grey, background + self.faint * 255):
-            return 1.0
-        return self.level * 255 / contrast
+            return 1.0, background
+        return self.level * 255 / contrast, background
 
     def __call__(self, rgb: np.ndarray, row: int, col: int) -> np.ndarray:
         """``rgb`` (M, N, 3) uint8 of a grey image, stretched to the click at (``row``, ``col``)."""
         grey = rgb[..., 0]
-        gain = self.gain(grey, row, col)
+        gain, background = self._gain_over(grey, row, col)
         if gain == 1.0:
             return rgb
-        background = float(np.percentile(grey, self.low))
         stretched = (grey.astype(np.float32) - background) * gain
         if self.sigma > 0:
             from scipy import ndimage as ndi
