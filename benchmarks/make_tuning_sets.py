@@ -64,6 +64,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
+from napari_inter2former.evaluation.clicker import next_click
 from napari_inter2former.evaluation.datasets import normalize_intensity, read_array
 from napari_inter2former.training.data import coco_image_id
 from napari_inter2former.training.synthetic import shot_noise, stain_composite, synthetic_image
@@ -189,8 +190,6 @@ def write_faint(target: Path, seed: int, count: int, min_cnr: float = 2.5) -> No
 def write_dim_objects(source: Path, target: Path, faint: float = 0.075) -> None:
     """``source``'s images; the masks hold the objects whose deepest point lies less than
     ``faint`` of white above the 1st percentile of a crop 8 times their size around it."""
-    from scipy import ndimage as ndi
-
     for sub in ("images", "masks"):
         (target / sub).mkdir(parents=True, exist_ok=True)
     for path in sorted((source / "images").iterdir()):
@@ -202,8 +201,8 @@ def write_dim_objects(source: Path, target: Path, faint: float = 0.075) -> None:
             nucleus = labels == label
             if nucleus.sum() < 16:
                 continue
-            depth = ndi.distance_transform_edt(np.pad(nucleus, 1))[1:-1, 1:-1]
-            row, col = np.unravel_index(np.argmax(depth), depth.shape)
+            first = next_click(nucleus, None)  # the protocol's first click: the deepest point
+            row, col = int(first.row), int(first.col)
             rows, cols = np.nonzero(nucleus)
             side = max(8 * (max(np.ptp(rows), np.ptp(cols)) + 1), 96)
             if side > 0.6 * max(grey.shape):
