@@ -87,6 +87,14 @@ def test_summarize_ious_by_hand():
     assert "miou@5" not in summarize_ious(curves[:, :3])
 
 
+def test_setbacks_count_clicks_that_lose_more_than_the_margin():
+    curves = np.array([
+        [0.5, 0.9, 0.8, 0.85, 0.7],  # two losses of 0.1 and 0.15
+        [0.8, 0.77, 0.9, 0.9, 0.9],  # a loss of 0.03 is no setback
+    ])
+    assert summarize_ious(curves)["setbacks"] == pytest.approx((2 + 0) / 2)
+
+
 def test_pad_curve_repeats_last_value():
     np.testing.assert_array_equal(pad_curve([0.3, 0.9], 4), [0.3, 0.9, 0.9, 0.9])
     np.testing.assert_array_equal(pad_curve([0.3, 0.9, 1.0], 2), [0.3, 0.9])

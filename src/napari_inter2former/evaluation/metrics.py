@@ -22,11 +22,13 @@ __all__ = [
     "summarize_ious",
     "timing_summary",
     "NOC_THRESHOLDS",
+    "SETBACK",
     "MIOU_CLICKS",
 ]
 
 NOC_THRESHOLDS = (0.85, 0.90, 0.95)
 MIOU_CLICKS = (1, 3, 5)
+SETBACK = 0.05  # an IoU loss larger than this after a click counts as a setback
 
 
 def _check_pair(pred, gt, ignore):
@@ -161,8 +163,9 @@ def summarize_ious(
     -------
     dict
         ``noc85`` ... (mean clicks, ``max_clicks`` when never reached),
-        ``over85`` ... (objects never reaching it), ``miou@1`` ...
-        Empty dict when there is no object.
+        ``over85`` ... (objects never reaching it), ``miou@1`` ...,
+        ``setbacks`` (mean number of clicks per object after which the IoU
+        falls by more than :data:`SETBACK`). Empty dict when there is no object.
     """
     curves = np.asarray(curves, dtype=float)
     if curves.ndim != 2:
@@ -178,6 +181,7 @@ def summarize_ious(
     for k in clicks:
         if 1 <= k <= curves.shape[1]:
             out[f"miou@{k}"] = float(curves[:, k - 1].mean())
+    out["setbacks"] = float((np.diff(curves, axis=1) < -SETBACK).sum(axis=1).mean())
     return out
 
 
