@@ -9,6 +9,7 @@ from napari_inter2former.training.data import (
     FeaturePool,
     RawView,
     build_pool,
+    iter_synthetic_views,
     load_real_set,
     random_view,
     synthetic_view,
@@ -139,3 +140,19 @@ def test_real_sets_split_without_overlap():
     assert min(z_val) > max(z_train) + 1  # a gap of at least one plane
     with pytest.raises(ValueError, match="split"):
         load_real_set(DATA, "plantseg", "test")
+
+
+def test_synthetic_views_take_the_generators_options():
+    from napari_inter2former.training.synthetic import synthetic_image
+    from napari_inter2former.transforms import to_rgb_uint8
+
+    faint = {"dim_share": (0.5, 0.5), "dim_brightness": (0.05, 0.05)}
+    seeds = [1, 2, 3, 4]
+    views = list(iter_synthetic_views(seeds, (48, 96), 2, **faint))  # forked workers
+    assert [v.name for v in views] == [f"synthetic-{s}" for s in seeds]
+    for seed, view in zip(seeds, views):
+        expected = synthetic_image(seed, size_range=(48, 96), **faint)
+        assert np.array_equal(view.rgb, to_rgb_uint8(expected.image))
+        assert np.array_equal(view.labels, expected.labels)
+    plain = [synthetic_view(s, (48, 96)) for s in seeds]
+    assert any(not np.array_equal(a.rgb, b.rgb) for a, b in zip(plain, views))

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .synthetic import DIM_BRIGHTNESS, DIM_SHARE
+
 __all__ = ["CONFIG_DIR", "TrainConfig", "load_config"]
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -37,6 +39,10 @@ class TrainConfig:
     )  # cached (image, augmentation) pairs per real set
     num_synthetic: int = 200  # synthetic microscopy images generated and cached
     synthetic_size: tuple[int, int] = (128, 1024)  # range of synthetic image sides (px)
+    synthetic_dim_share: tuple[float, float] = DIM_SHARE  # share of dim objects per image (range)
+    synthetic_dim_brightness: tuple[float, float] = (
+        DIM_BRIGHTNESS  # a dim object's brightness relative to the others (range)
+    )
     source_weights: dict[str, float] | None = (
         None  # how often each source is drawn; None: data.SOURCE_WEIGHTS
     )

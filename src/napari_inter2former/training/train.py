@@ -294,7 +294,22 @@ class Trainer:
             c.min_object_area,
             c.val_views,
         ]
+        options = self._synthetic_options()
+        if options:  # only where they differ from the generator's: older keys stay valid
+            fields.append(sorted(options.items()))
         return hashlib.sha1(json.dumps(fields, default=str).encode()).hexdigest()[:12]
+
+    def _synthetic_options(self) -> dict:
+        """The config's keywords for ``synthetic_image`` that differ from its defaults."""
+        from .config import TrainConfig
+
+        defaults = TrainConfig()
+        return {
+            name: tuple(getattr(self.cfg, f"synthetic_{name}"))
+            for name in ("dim_share", "dim_brightness")
+            if tuple(getattr(self.cfg, f"synthetic_{name}"))
+            != tuple(getattr(defaults, f"synthetic_{name}"))
+        }
 
     def prepare_data(self) -> None:
         """Build (or load from ``cache_dir``) the training and validation pools."""
@@ -360,7 +375,10 @@ class Trainer:
         val_stream = interleave(
             val_views,
             iter_synthetic_views(
-                range(VAL_SEED_OFFSET, VAL_SEED_OFFSET + n_syn_val), c.synthetic_size, 1
+                range(VAL_SEED_OFFSET, VAL_SEED_OFFSET + n_syn_val),
+                c.synthetic_size,
+                1,
+                **self._synthetic_options(),
             ),
         )
         self.val_pool = build_pool(
@@ -379,7 +397,9 @@ class Trainer:
             real_train, counts, np.random.default_rng([c.seed, 11])
         )
         seeds = range(c.seed * 100_000, c.seed * 100_000 + c.num_synthetic)
-        syn_stream = iter_synthetic_views(seeds, c.synthetic_size, c.num_workers)
+        syn_stream = iter_synthetic_views(
+            seeds, c.synthetic_size, c.num_workers, **self._synthetic_options()
+        )
         total = sum(counts.values()) + c.num_synthetic
         last = [time.monotonic()]
 
