@@ -301,15 +301,13 @@ class Trainer:
 
     def _synthetic_options(self) -> dict:
         """The config's keywords for ``synthetic_image`` that differ from its defaults."""
-        from .config import TrainConfig
+        from .synthetic import DIM_BRIGHTNESS, DIM_SHARE
 
-        defaults = TrainConfig()
-        return {
-            name: tuple(getattr(self.cfg, f"synthetic_{name}"))
-            for name in ("dim_share", "dim_brightness")
-            if tuple(getattr(self.cfg, f"synthetic_{name}"))
-            != tuple(getattr(defaults, f"synthetic_{name}"))
+        options = {
+            "dim_share": (tuple(self.cfg.synthetic_dim_share), DIM_SHARE),
+            "dim_brightness": (tuple(self.cfg.synthetic_dim_brightness), DIM_BRIGHTNESS),
         }
+        return {name: value for name, (value, default) in options.items() if value != default}
 
     def prepare_data(self) -> None:
         """Build (or load from ``cache_dir``) the training and validation pools."""
@@ -372,13 +370,14 @@ class Trainer:
             for i in rng.permutation(len(views))[:per_source]:
                 val_views.append(views[int(i)])
         n_syn_val = per_source if c.num_synthetic else 0
+        synthetic_options = self._synthetic_options()
         val_stream = interleave(
             val_views,
             iter_synthetic_views(
                 range(VAL_SEED_OFFSET, VAL_SEED_OFFSET + n_syn_val),
                 c.synthetic_size,
                 1,
-                **self._synthetic_options(),
+                **synthetic_options,
             ),
         )
         self.val_pool = build_pool(
@@ -398,7 +397,7 @@ class Trainer:
         )
         seeds = range(c.seed * 100_000, c.seed * 100_000 + c.num_synthetic)
         syn_stream = iter_synthetic_views(
-            seeds, c.synthetic_size, c.num_workers, **self._synthetic_options()
+            seeds, c.synthetic_size, c.num_workers, **synthetic_options
         )
         total = sum(counts.values()) + c.num_synthetic
         last = [time.monotonic()]
