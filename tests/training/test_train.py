@@ -142,7 +142,6 @@ def test_time_budget_stops_and_saves(micro_name, tmp_path):
     assert (tmp_path / "run" / DECODER_FILE).is_file()
 
 
-
 def test_synthetic_options_reach_the_generator_and_the_cache_key(micro_name, tmp_path):
     plain = Trainer(_config(tmp_path / "a", micro_name))
     assert plain._synthetic_options() == {}
@@ -151,6 +150,7 @@ def test_synthetic_options_reach_the_generator_and_the_cache_key(micro_name, tmp
     assert faint._cache_key("train") != plain._cache_key("train")
     cfg, _ = parse_args(["--set", "synthetic_dim_share=[0.3, 0.5]"])
     assert cfg.synthetic_dim_share == (0.3, 0.5)
+
 
 def test_parse_args_and_config_files(tmp_path):
     cfg, _ = parse_args(
